@@ -1,0 +1,121 @@
+"""The tutorial's four synthetic data sets, a standardiser, lag windows and a chronological split.
+
+Data are made on the host with NumPy (seeded ``numpy.random.default_rng`` and SciPy's Latin
+hypercube), as float32 arrays with a trailing feature axis: ``x [N, P]``, ``y [N, R]``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from scipy.stats import qmc
+
+
+class Regression(NamedTuple):
+  """Training pairs and a noise-free test grid."""
+
+  x: np.ndarray  # [N, P]
+  y: np.ndarray  # [N, R]
+  x_test: np.ndarray  # [N_test, P]
+  y_test: np.ndarray  # [N_test, R], the noise-free function
+
+
+def _check_count(name: str, n: int, minimum: int = 1) -> int:
+  if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < minimum:
+    raise ValueError(f"{name} must be an integer >= {minimum}, got {n!r}")
+  return int(n)
+
+
+def _latin_hypercube(n: int, seed: int) -> np.ndarray:
+  """n points of [0, 1] by Latin hypercube sampling, [n, 1]."""
+  return qmc.LatinHypercube(d=1, rng=np.random.default_rng(seed)).random(n)
+
+
+def sine_wiggle(seed: int = 0, n: int = 100, noise: float = 0.1, n_test: int = 1000) -> Regression:
+  """The network's data: x in [0, 1] by Latin hypercube, y = x sin(4 pi x) + noise eps."""
+  n, n_test = _check_count("n", n), _check_count("n_test", n_test)
+  f = lambda x: x * np.sin(4.0 * np.pi * x)
+  x = _latin_hypercube(n, seed)
+  eps = np.random.default_rng([seed, 1]).standard_normal((n, 1))
+  x_test = np.linspace(0.0, 1.0, n_test)[:, None]
+  return Regression(*(a.astype(np.float32) for a in (x, f(x) + noise * eps, x_test, f(x_test))))
+
+
+def step_function(seed: int = 0, n: int = 100, noise: float = 0.1, n_test: int = 400) -> Regression:
+  """The CVAE's data: x in [0, 1] by Latin hypercube, y = 1 (x <= 0.5) or 2.5 (x > 0.5), + noise eps."""
+  n, n_test = _check_count("n", n), _check_count("n_test", n_test)
+  f = lambda x: np.where(x <= 0.5, 1.0, 2.5)
+  x = _latin_hypercube(n, seed)
+  eps = np.random.default_rng([seed, 1]).standard_normal((n, 1))
+  x_test = np.linspace(0.0, 1.0, n_test)[:, None]
+  return Regression(*(a.astype(np.float32) for a in (x, f(x) + noise * eps, x_test, f(x_test))))
+
+
+def noisy_ring(seed: int = 0, n: int = 1000) -> np.ndarray:
+  """The VAE's data [n, 2]: y = z / 10 + z / |z|, z ~ N(0, I_2), a noisy ring of radius about 1."""
+  n = _check_count("n", n)
+  z = np.random.default_rng(seed).standard_normal((n, 2))
+  return (z / 10.0 + z / np.linalg.norm(z, axis=1, keepdims=True)).astype(np.float32)
+
+
+def sine_series(n: int = 100, dt: float = 0.1) -> np.ndarray:
+  """The recurrent networks' series [n, 1]: y_t = sin(pi t), t = 0, dt, ..., (n - 1) dt."""
+  n = _check_count("n", n)
+  t = np.arange(n) * dt
+  return np.sin(np.pi * t)[:, None].astype(np.float32)
+
+
+class Standardiser(NamedTuple):
+  """z = (v - mean) / std per feature, fitted on training data; a pytree of two arrays."""
+
+  mean: np.ndarray  # [1, P]
+  std: np.ndarray  # [1, P]
+
+  @classmethod
+  def fit(cls, v: np.ndarray) -> "Standardiser":
+    v = np.asarray(v)
+    if v.ndim != 2 or v.shape[0] < 2:
+      raise ValueError(f"v must have shape [N >= 2, P], got {v.shape}")
+    std = v.std(axis=0, keepdims=True)
+    if not np.all(std > 0):
+      raise ValueError(f"v must vary in every feature to be standardised, got std {std.ravel()}")
+    return cls(v.mean(axis=0, keepdims=True), std)
+
+  def transform(self, v):
+    return (v - self.mean) / self.std
+
+  def inverse(self, z):
+    return z * self.std + self.mean
+
+  def inverse_scale(self, s):
+    """A standard deviation in standardised units back in original units."""
+    return s * self.std
+
+
+def lag_windows(series: np.ndarray, lags: int) -> tuple[np.ndarray, np.ndarray]:
+  """Windows X [T - lags, lags, D] of lagged values (oldest first) and targets Y [T - lags, D].
+
+  X[t] = series[t : t + lags] predicts Y[t] = series[t + lags].
+  """
+  series = np.asarray(series)
+  if series.ndim != 2:
+    raise ValueError(f"series must have shape [T, D], got {series.shape}")
+  lags = _check_count("lags", lags)
+  T = series.shape[0]
+  if lags >= T:
+    raise ValueError(f"lags must be shorter than the series (T = {T}), got {lags}")
+  idx = np.arange(T - lags)[:, None] + np.arange(lags)[None, :]  # [T - lags, lags]
+  return series[idx], series[lags:]
+
+
+def chronological_split(series: np.ndarray, train_fraction: float = 2 / 3) -> tuple[np.ndarray, np.ndarray]:
+  """The first int(train_fraction T) points for training, the rest for testing (66 / 34 of 100)."""
+  series = np.asarray(series)
+  if not 0.0 < train_fraction < 1.0:
+    raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction!r}")
+  n_train = int(train_fraction * series.shape[0])
+  if n_train < 1 or n_train >= series.shape[0]:
+    raise ValueError(f"train_fraction {train_fraction} leaves an empty part of a series of "
+                     f"length {series.shape[0]}")
+  return series[:n_train], series[n_train:]

@@ -1,0 +1,436 @@
+"""The tutorial's five models as pure functions: ``init(key) -> params`` and ``apply(params, ...)``.
+
+Every model is a frozen (hashable) dataclass holding only its sizes, so it can be a static
+argument of ``jax.jit``. Parameters are plain nested dicts keyed by the tutorial's symbols, and
+row-vector conventions follow the tutorial: ``H = tanh(X A + b)`` with ``A`` of shape
+``[in, out]`` and the bias ``b`` of shape ``[1, out]`` (so nothing relies on rank promotion).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+Params = dict[str, Any]
+
+_glorot = jax.nn.initializers.glorot_uniform()
+
+# Variants of the conditional VAE: the tutorial's (encoder q(z|y), decoder p(y|z)) and the
+# standard one of Sohn, Lee and Yan (2015) (encoder q(z|x, y), decoder p(y|x, z)).
+CVAE_VARIANTS = ("tutorial", "standard")
+
+
+# ----------------------------------------------------------------------------------------------
+# Checks: shapes are static, so these run at trace time and cost nothing inside jit.
+
+
+def _check_size(name: str, value: Any) -> int:
+  if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    raise ValueError(f"{name} must be a positive integer, got {value!r}")
+  return value
+
+
+def _check_sizes(name: str, values: Any) -> tuple[int, ...]:
+  if isinstance(values, int):
+    values = (values,)
+  try:
+    values = tuple(values)
+  except TypeError:
+    raise ValueError(f"{name} must be a sequence of positive integers, got {values!r}") from None
+  for i, v in enumerate(values):
+    _check_size(f"{name}[{i}]", v)
+  return values
+
+
+def _check_float_dtype(dtype: Any) -> jnp.dtype:
+  dtype = jnp.dtype(dtype)
+  if not jnp.issubdtype(dtype, jnp.floating):
+    raise TypeError(f"dtype must be a floating dtype, got {dtype}")
+  return dtype
+
+
+def _check_input(name: str, x: Array, shape: tuple[int | None, ...]) -> None:
+  """Checks rank and the known sizes of ``x``; ``None`` in ``shape`` means any size."""
+  x_shape = jnp.shape(x)
+  if len(x_shape) != len(shape) or any(s is not None and s != xs for s, xs in zip(shape, x_shape)):
+    want = "[" + ", ".join("*" if s is None else str(s) for s in shape) + "]"
+    raise ValueError(f"{name} must have shape {want}, got {x_shape}")
+  if not jnp.issubdtype(jnp.result_type(x), jnp.floating):
+    raise TypeError(f"{name} must be a floating array, got dtype {jnp.result_type(x)}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Building blocks: a dense layer {A, b} and a tanh network with linear heads.
+
+
+def _dense(key: Array, fan_in: int, fan_out: int, dtype: Any) -> Params:
+  """Glorot-uniform multipliers A [fan_in, fan_out] and a zero bias b [1, fan_out]."""
+  return {"A": _glorot(key, (fan_in, fan_out), dtype), "b": jnp.zeros((1, fan_out), dtype)}
+
+
+def _init_tanh_net(key: Array, in_dim: int, hidden: tuple[int, ...], heads: dict[str, int],
+                   dtype: Any) -> Params:
+  """Parameters {A1, b1, ..., AL, bL} of the hidden layers and {A_<head>, b_<head>} per head."""
+  keys = jax.random.split(key, len(hidden) + len(heads))
+  params, fan_in = {}, in_dim
+  for l, (k, q) in enumerate(zip(keys, hidden), start=1):
+    layer = _dense(k, fan_in, q, dtype)
+    params[f"A{l}"], params[f"b{l}"] = layer["A"], layer["b"]
+    fan_in = q
+  for k, (name, out) in zip(keys[len(hidden):], heads.items()):
+    layer = _dense(k, fan_in, out, dtype)
+    params[f"A_{name}"], params[f"b_{name}"] = layer["A"], layer["b"]
+  return params
+
+
+def _tanh_hidden(p: Params, X: Array, n_layers: int) -> Array:
+  """H(l) = tanh(H(l-1) A(l) + b(l)), H(0) = X."""
+  H = X
+  for l in range(1, n_layers + 1):
+    H = jnp.tanh(H @ p[f"A{l}"] + p[f"b{l}"])
+  return H
+
+
+def _head(p: Params, H: Array, name: str) -> Array:
+  return H @ p[f"A_{name}"] + p[f"b_{name}"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Neural network regressor with a Gaussian likelihood.
+
+
+@dataclasses.dataclass(frozen=True)
+class MLP:
+  """F = H(L) A + b with H(l) = tanh(H(l-1) A(l) + b(l)); y_r = f_r + eps_r, eps_r ~ N(0, sigma_r^2).
+
+  Parameters: ``A1, b1, ..., AL, bL`` (hidden layers), ``A, b`` (output layer) and the noise:
+  ``log_sigma [1, R]`` (one learned standard deviation per output), or, when
+  ``heteroscedastic``, a head ``log sigma(x) = H(L) A_sigma + b_sigma`` (Deep Ensembles).
+  """
+
+  in_dim: int = 1
+  hidden: tuple[int, ...] = (50, 50)
+  out_dim: int = 1
+  heteroscedastic: bool = False
+
+  def init(self, key: Array, dtype: Any = jnp.float32) -> Params:
+    dtype = _check_float_dtype(dtype)
+    k_net, k_out, k_sigma = jax.random.split(key, 3)
+    params = _init_tanh_net(k_net, self.in_dim, self.hidden, {}, dtype)
+    fan_in = self.hidden[-1] if self.hidden else self.in_dim
+    params.update(_dense(k_out, fan_in, self.out_dim, dtype))
+    if self.heteroscedastic:
+      sigma = _dense(k_sigma, fan_in, self.out_dim, dtype)
+      params["A_sigma"], params["b_sigma"] = sigma["A"], sigma["b"]
+    else:
+      params["log_sigma"] = jnp.zeros((1, self.out_dim), dtype)
+    return params
+
+  def predict(self, params: Params, X: Array) -> tuple[Array, Array]:
+    """Mean F [N, R] and noise log-standard-deviation log sigma [N, R] at the inputs X [N, P]."""
+    _check_input("X", X, (None, self.in_dim))
+    H = _tanh_hidden(params, X, len(self.hidden))  # [N, Q]
+    F = H @ params["A"] + params["b"]  # [N, R]
+    if self.heteroscedastic:
+      log_sigma = _head(params, H, "sigma")
+    else:
+      log_sigma = jnp.broadcast_to(params["log_sigma"], F.shape)
+    return F, log_sigma
+
+  def apply(self, params: Params, X: Array) -> Array:
+    """The network's output F [N, R] for inputs X [N, P]."""
+    return self.predict(params, X)[0]
+
+
+def mlp(in_dim: int = 1, hidden: Any = (50, 50), out_dim: int = 1,
+        heteroscedastic: bool = False) -> MLP:
+  """The tutorial's tanh network with a Gaussian noise model (default sizes 1-50-50-1)."""
+  return MLP(_check_size("in_dim", in_dim), _check_sizes("hidden", hidden),
+             _check_size("out_dim", out_dim), bool(heteroscedastic))
+
+
+# ----------------------------------------------------------------------------------------------
+# Recurrent networks: input windows Y [batch, lags, dim] of lagged values, oldest first.
+
+
+def _check_window(Y: Array, in_dim: int) -> None:
+  _check_input("Y", Y, (None, None, in_dim))
+  if Y.shape[1] < 1:
+    raise ValueError(f"Y must have at least one lag, got shape {Y.shape}")
+
+
+def _unroll(lags: int, unroll: int | bool) -> int | bool:
+  return True if unroll is True or (not isinstance(unroll, bool) and unroll >= lags) else unroll
+
+
+@dataclasses.dataclass(frozen=True)
+class RNN:
+  """h_t = tanh(h_{t-1} W + y_{t-1} U + b), h = 0 before the first lag; yhat = h V + c after the last.
+
+  ``unroll`` is passed to ``jax.lax.scan`` over the lags (``True``: fully unrolled).
+  """
+
+  in_dim: int = 1
+  hidden: int = 4
+  out_dim: int = 1
+  unroll: int | bool = True
+
+  def init(self, key: Array, dtype: Any = jnp.float32) -> Params:
+    dtype = _check_float_dtype(dtype)
+    k_U, k_V = jax.random.split(key)
+    H = self.hidden
+    return {
+        "U": _glorot(k_U, (self.in_dim, H), dtype),
+        "W": jnp.eye(H, dtype=dtype),  # the recurrent matrix starts as the identity
+        "b": jnp.zeros((1, H), dtype),
+        "V": _glorot(k_V, (H, self.out_dim), dtype),
+        "c": jnp.zeros((1, self.out_dim), dtype),
+    }
+
+  def apply(self, params: Params, Y: Array) -> Array:
+    """One-step-ahead prediction yhat [batch, out_dim] from windows Y [batch, lags, in_dim]."""
+    _check_window(Y, self.in_dim)
+    U, W, b = params["U"], params["W"], params["b"]
+    YU_b = jnp.swapaxes(Y @ U + b, 0, 1)  # [lags, batch, H]: the input terms, one matmul for all lags
+
+    def cell(h, yU_b):  # h [batch, H]
+      return jnp.tanh(h @ W + yU_b), None
+
+    h0 = jnp.zeros((Y.shape[0], self.hidden), YU_b.dtype)
+    h, _ = jax.lax.scan(cell, h0, YU_b, unroll=_unroll(Y.shape[1], self.unroll))
+    return h @ params["V"] + params["c"]
+
+
+def rnn(in_dim: int = 1, hidden: int = 4, out_dim: int = 1, unroll: int | bool = True) -> RNN:
+  """The tutorial's recurrent network (hidden size 4)."""
+  return RNN(_check_size("in_dim", in_dim), _check_size("hidden", hidden),
+             _check_size("out_dim", out_dim), unroll)
+
+
+_GATES = ("f", "i", "s", "o")  # forget, input, cell candidate, output
+
+
+@dataclasses.dataclass(frozen=True)
+class LSTM:
+  """The tutorial's LSTM, with the logistic sigmoid of the text (the published code used sigmoid(2x)).
+
+    f_t = sigma(h_{t-1} W_f + y_{t-1} U_f + b_f)       forget gate
+    i_t = sigma(h_{t-1} W_i + y_{t-1} U_i + b_i)       input gate
+    s~_t = tanh(h_{t-1} W_s + y_{t-1} U_s + b_s)       cell candidate
+    o_t = sigma(h_{t-1} W_o + y_{t-1} U_o + b_o)       output gate
+    s_t = f_t * s_{t-1} + i_t * s~_t,   h_t = o_t * tanh(s_t),   yhat = h V + c.
+  """
+
+  in_dim: int = 1
+  hidden: int = 4
+  out_dim: int = 1
+  unroll: int | bool = True
+
+  def init(self, key: Array, dtype: Any = jnp.float32) -> Params:
+    dtype = _check_float_dtype(dtype)
+    keys = jax.random.split(key, 5)
+    H = self.hidden
+    params = {}
+    for k, g in zip(keys, _GATES):
+      params[f"U_{g}"] = _glorot(k, (self.in_dim, H), dtype)
+      params[f"W_{g}"] = jnp.eye(H, dtype=dtype)  # recurrent matrices start as the identity
+      params[f"b_{g}"] = jnp.zeros((1, H), dtype)
+    params["V"] = _glorot(keys[4], (H, self.out_dim), dtype)
+    params["c"] = jnp.zeros((1, self.out_dim), dtype)
+    return params
+
+  def apply(self, params: Params, Y: Array) -> Array:
+    """One-step-ahead prediction yhat [batch, out_dim] from windows Y [batch, lags, in_dim]."""
+    _check_window(Y, self.in_dim)
+    H = self.hidden
+    # The four gates side by side, so each step is one matmul: [.., 4H] = [f | i | s | o].
+    U = jnp.concatenate([params[f"U_{g}"] for g in _GATES], axis=1)  # [in_dim, 4H]
+    W = jnp.concatenate([params[f"W_{g}"] for g in _GATES], axis=1)  # [H, 4H]
+    b = jnp.concatenate([params[f"b_{g}"] for g in _GATES], axis=1)  # [1, 4H]
+    YU_b = jnp.swapaxes(Y @ U + b, 0, 1)  # [lags, batch, 4H]
+
+    def cell(carry, yU_b):
+      h, s = carry  # [batch, H] each
+      z = h @ W + yU_b
+      f = jax.nn.sigmoid(z[:, :H])
+      i = jax.nn.sigmoid(z[:, H:2 * H])
+      s_tilde = jnp.tanh(z[:, 2 * H:3 * H])
+      o = jax.nn.sigmoid(z[:, 3 * H:])
+      s = f * s + i * s_tilde
+      return (o * jnp.tanh(s), s), None
+
+    zeros = jnp.zeros((Y.shape[0], H), YU_b.dtype)
+    (h, _), _ = jax.lax.scan(cell, (zeros, zeros), YU_b,
+                             unroll=_unroll(Y.shape[1], self.unroll))
+    return h @ params["V"] + params["c"]
+
+
+def lstm(in_dim: int = 1, hidden: int = 4, out_dim: int = 1, unroll: int | bool = True) -> LSTM:
+  """The tutorial's LSTM (hidden size 4)."""
+  return LSTM(_check_size("in_dim", in_dim), _check_size("hidden", hidden),
+              _check_size("out_dim", out_dim), unroll)
+
+
+# ----------------------------------------------------------------------------------------------
+# Variational auto-encoders. Each network outputs a mean mu and a log-variance log Sigma
+# (the tutorial's Sigma = exp(linear)), Sigma diagonal.
+
+
+def _gaussian_net(p: Params, X: Array, n_layers: int) -> tuple[Array, Array]:
+  H = _tanh_hidden(p, X, n_layers)
+  return _head(p, H, "mu"), _head(p, H, "log_Sigma")
+
+
+def _reparameterise(key: Array, mu: Array, log_Sigma: Array) -> Array:
+  """mu + eps Sigma^(1/2), eps ~ N(0, I)."""
+  eps = jax.random.normal(key, mu.shape, mu.dtype)
+  return mu + eps * jnp.exp(0.5 * log_Sigma)
+
+
+@dataclasses.dataclass(frozen=True)
+class VAE:
+  """p(z) = N(0, I), q(z|y) = N(mu_1(y), Sigma_1(y)), p(y|z) = N(mu_2(z), Sigma_2(z))."""
+
+  data_dim: int = 2
+  latent: int = 2
+  encoder: tuple[int, ...] = (100, 50)
+  decoder: tuple[int, ...] = (50, 100)
+
+  def init(self, key: Array, dtype: Any = jnp.float32) -> Params:
+    dtype = _check_float_dtype(dtype)
+    k_enc, k_dec = jax.random.split(key)
+    heads_z = {"mu": self.latent, "log_Sigma": self.latent}
+    heads_y = {"mu": self.data_dim, "log_Sigma": self.data_dim}
+    return {"encoder": _init_tanh_net(k_enc, self.data_dim, self.encoder, heads_z, dtype),
+            "decoder": _init_tanh_net(k_dec, self.latent, self.decoder, heads_y, dtype)}
+
+  def encode(self, params: Params, y: Array) -> tuple[Array, Array]:
+    """mu_1(y), log Sigma_1(y), each [N, latent], for data y [N, data_dim]."""
+    _check_input("y", y, (None, self.data_dim))
+    return _gaussian_net(params["encoder"], y, len(self.encoder))
+
+  def decode(self, params: Params, z: Array) -> tuple[Array, Array]:
+    """mu_2(z), log Sigma_2(z), each [N, data_dim], for latents z [N, latent]."""
+    _check_input("z", z, (None, self.latent))
+    return _gaussian_net(params["decoder"], z, len(self.decoder))
+
+  def apply(self, params: Params, y: Array, key: Array) -> dict[str, Array]:
+    """One pass y -> q(z|y) -> z (reparameterised) -> p(y|z); returns every intermediate."""
+    mu_1, log_Sigma_1 = self.encode(params, y)
+    z = _reparameterise(key, mu_1, log_Sigma_1)
+    mu_2, log_Sigma_2 = self.decode(params, z)
+    return {"mu_1": mu_1, "log_Sigma_1": log_Sigma_1, "z": z, "mu_2": mu_2,
+            "log_Sigma_2": log_Sigma_2}
+
+  def sample(self, params: Params, key: Array, n: int, noise: bool = False) -> Array:
+    """n draws [n, data_dim]: decoder means mu_2(z), z ~ N(0, I); with ``noise``, y ~ p(y|z)."""
+    k_z, k_y = jax.random.split(key)
+    dtype = params["decoder"]["A_mu"].dtype
+    z = jax.random.normal(k_z, (n, self.latent), dtype)
+    mu_2, log_Sigma_2 = self.decode(params, z)
+    return _reparameterise(k_y, mu_2, log_Sigma_2) if noise else mu_2
+
+
+def vae(data_dim: int = 2, latent: int = 2, encoder: Any = (100, 50),
+        decoder: Any = (50, 100)) -> VAE:
+  """The tutorial's VAE (encoder 2-100-50-(2, 2), decoder 2-50-100-(2, 2))."""
+  return VAE(_check_size("data_dim", data_dim), _check_size("latent", latent),
+             _check_sizes("encoder", encoder), _check_sizes("decoder", decoder))
+
+
+@dataclasses.dataclass(frozen=True)
+class CVAE:
+  """p(z|x) = N(mu_0(x), Sigma_0(x)), q(z|.) = N(mu_1, Sigma_1), p(y|.) = N(mu_2, Sigma_2).
+
+  ``variant="tutorial"``: the encoder sees y and the decoder sees z (the tutorial's code);
+  ``variant="standard"``: the encoder sees (x, y) and the decoder (x, z) (Sohn et al., 2015).
+  """
+
+  x_dim: int = 1
+  y_dim: int = 1
+  latent: int = 2
+  prior_net: tuple[int, ...] = (50, 50)
+  encoder: tuple[int, ...] = (50, 50)
+  decoder: tuple[int, ...] = (50, 50)
+  variant: str = "tutorial"
+
+  @property
+  def _standard(self) -> bool:
+    return self.variant == "standard"
+
+  def init(self, key: Array, dtype: Any = jnp.float32) -> Params:
+    dtype = _check_float_dtype(dtype)
+    k0, k1, k2 = jax.random.split(key, 3)
+    x_in = self.x_dim if self._standard else 0
+    heads_z = {"mu": self.latent, "log_Sigma": self.latent}
+    heads_y = {"mu": self.y_dim, "log_Sigma": self.y_dim}
+    return {"prior": _init_tanh_net(k0, self.x_dim, self.prior_net, heads_z, dtype),
+            "encoder": _init_tanh_net(k1, x_in + self.y_dim, self.encoder, heads_z, dtype),
+            "decoder": _init_tanh_net(k2, x_in + self.latent, self.decoder, heads_y, dtype)}
+
+  def prior(self, params: Params, x: Array) -> tuple[Array, Array]:
+    """mu_0(x), log Sigma_0(x), each [N, latent], for conditions x [N, x_dim]."""
+    _check_input("x", x, (None, self.x_dim))
+    return _gaussian_net(params["prior"], x, len(self.prior_net))
+
+  def encode(self, params: Params, x: Array, y: Array) -> tuple[Array, Array]:
+    """mu_1, log Sigma_1 [N, latent] of q(z|y) (tutorial) or q(z|x, y) (standard)."""
+    _check_input("y", y, (None, self.y_dim))
+    inputs = y
+    if self._standard:
+      _check_input("x", x, (y.shape[0], self.x_dim))
+      inputs = jnp.concatenate([x, y], axis=1)
+    return _gaussian_net(params["encoder"], inputs, len(self.encoder))
+
+  def decode(self, params: Params, x: Array, z: Array) -> tuple[Array, Array]:
+    """mu_2, log Sigma_2 [N, y_dim] of p(y|z) (tutorial) or p(y|x, z) (standard)."""
+    _check_input("z", z, (None, self.latent))
+    inputs = z
+    if self._standard:
+      _check_input("x", x, (z.shape[0], self.x_dim))
+      inputs = jnp.concatenate([x, z], axis=1)
+    return _gaussian_net(params["decoder"], inputs, len(self.decoder))
+
+  def apply(self, params: Params, x: Array, y: Array, key: Array) -> dict[str, Array]:
+    """One pass: prior p(z|x), q(z|.) -> z (reparameterised) -> p(y|.); every intermediate."""
+    mu_0, log_Sigma_0 = self.prior(params, x)
+    mu_1, log_Sigma_1 = self.encode(params, x, y)
+    z = _reparameterise(key, mu_1, log_Sigma_1)
+    mu_2, log_Sigma_2 = self.decode(params, x, z)
+    return {"mu_0": mu_0, "log_Sigma_0": log_Sigma_0, "mu_1": mu_1, "log_Sigma_1": log_Sigma_1,
+            "z": z, "mu_2": mu_2, "log_Sigma_2": log_Sigma_2}
+
+  def sample(self, params: Params, key: Array, x: Array, n: int, shared_noise: bool = True,
+             noise: bool = False) -> Array:
+    """n conditional draws [n, N, y_dim] at x [N, x_dim]: z ~ p(z|x), then mu_2 (or y ~ p(y|.)).
+
+    With ``shared_noise`` each draw uses one eps for every x (z = mu_0(x) + eps Sigma_0(x)^(1/2)),
+    which is how the tutorial draws smooth curves; otherwise eps is drawn for each x.
+    """
+    mu_0, log_Sigma_0 = self.prior(params, x)  # [N, latent]
+    k_z, k_y = jax.random.split(key)
+    N = x.shape[0]
+    eps_shape = (n, 1, self.latent) if shared_noise else (n, N, self.latent)
+    eps = jax.random.normal(k_z, eps_shape, mu_0.dtype)
+    z = mu_0[None] + eps * jnp.exp(0.5 * log_Sigma_0)[None]  # [n, N, latent]
+    decode = jax.vmap(lambda z_j: self.decode(params, x, z_j))
+    mu_2, log_Sigma_2 = decode(z)  # [n, N, y_dim]
+    if not noise:
+      return mu_2
+    eps_y_shape = (n, 1, self.y_dim) if shared_noise else mu_2.shape
+    eps_y = jax.random.normal(k_y, eps_y_shape, mu_2.dtype)
+    return mu_2 + eps_y * jnp.exp(0.5 * log_Sigma_2)
+
+
+def cvae(x_dim: int = 1, y_dim: int = 1, latent: int = 2, prior_net: Any = (50, 50),
+         encoder: Any = (50, 50), decoder: Any = (50, 50), variant: str = "tutorial") -> CVAE:
+  """The tutorial's conditional VAE (latent 2, each network 50-50), ``variant`` in CVAE_VARIANTS."""
+  if variant not in CVAE_VARIANTS:
+    raise ValueError(f"variant must be one of {CVAE_VARIANTS}, got {variant!r}")
+  return CVAE(_check_size("x_dim", x_dim), _check_size("y_dim", y_dim),
+              _check_size("latent", latent), _check_sizes("prior_net", prior_net),
+              _check_sizes("encoder", encoder), _check_sizes("decoder", decoder), variant)

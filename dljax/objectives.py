@@ -1,0 +1,163 @@
+"""Training objectives: pure functions ``(params, batch, key) -> (scalar, dict of named terms)``.
+
+Every objective is reduced per data point: the mean over the minibatch of a per-example value.
+The tutorial's code minimised sums over the minibatch instead; a sum is the mean times the batch
+size, a constant, so both have the same minimiser, and Adam (invariant to a constant scale of the
+loss, up to its eps) takes practically the same steps. Per-example values are summed over output
+and latent dimensions. Objectives are frozen dataclasses, hashable, so that ``jax.jit`` caches
+the compiled training program for them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from dljax import models as M
+
+Array = jax.Array
+Batch = dict[str, Array]
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+# ----------------------------------------------------------------------------------------------
+# Per-element building blocks (unreduced; the caller reduces).
+
+
+def gaussian_log_pdf(y: Array, mu: Array, log_var: Array) -> Array:
+  """log N(y | mu, exp(log_var)) = -(log 2 pi + log_var + (y - mu)^2 / exp(log_var)) / 2, elementwise."""
+  return -0.5 * (_LOG_2PI + log_var + jnp.square(y - mu) * jnp.exp(-log_var))
+
+
+def kl_diag_gaussians(mu_q: Array, log_var_q: Array, mu_p: Array, log_var_p: Array) -> Array:
+  """KL[N(mu_q, diag e^{log_var_q}) || N(mu_p, diag e^{log_var_p})], summed over the last axis.
+
+    KL = 1/2 sum_j [log_var_p - log_var_q + (e^{log_var_q} + (mu_q - mu_p)^2) / e^{log_var_p} - 1]
+  """
+  return 0.5 * jnp.sum(
+      log_var_p - log_var_q + (jnp.exp(log_var_q) + jnp.square(mu_q - mu_p)) * jnp.exp(-log_var_p)
+      - 1.0, axis=-1)
+
+
+def kl_standard_normal(mu: Array, log_var: Array) -> Array:
+  """KL[N(mu, diag e^{log_var}) || N(0, I)] = 1/2 sum_j (e^{log_var} + mu^2 - 1 - log_var)."""
+  return 0.5 * jnp.sum(jnp.exp(log_var) + jnp.square(mu) - 1.0 - log_var, axis=-1)
+
+
+def _check_same_shape(name_a: str, a: Array, name_b: str, b: Array) -> None:
+  if jnp.shape(a) != jnp.shape(b):
+    raise ValueError(f"{name_a} and {name_b} must have the same shape, got {jnp.shape(a)} "
+                     f"and {jnp.shape(b)}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Objectives.
+
+
+@dataclasses.dataclass(frozen=True)
+class GaussianNLL:
+  """Negative log likelihood of y under the MLP's noise model, per data point.
+
+    nll = mean_n sum_r [log 2 pi + 2 log sigma_r + (y_nr - f_nr)^2 / sigma_r^2] / 2
+
+  Batch: ``{"x": [N, P], "y": [N, R]}``. Terms: ``nll`` and ``mse`` (monitoring only).
+  """
+
+  model: M.MLP
+
+  def __call__(self, params: M.Params, batch: Batch, key: Array | None = None):
+    F, log_sigma = self.model.predict(params, batch["x"])
+    _check_same_shape("batch['y']", batch["y"], "the model's output", F)
+    nll = -jnp.mean(jnp.sum(gaussian_log_pdf(batch["y"], F, 2.0 * log_sigma), axis=-1))
+    mse = jnp.mean(jnp.sum(jnp.square(batch["y"] - F), axis=-1))
+    return nll, {"nll": nll, "mse": mse}
+
+
+@dataclasses.dataclass(frozen=True)
+class MeanSquaredError:
+  """mse = mean_n |y_n - yhat_n|^2 (the tutorial's MSE; the squared norm sums output dimensions).
+
+  Batch: ``{"x": inputs, "y": [N, R]}`` with inputs as ``model.apply`` takes them. Term: ``mse``.
+  """
+
+  model: Any  # anything with apply(params, x) -> [N, R]: MLP, RNN, LSTM
+
+  def __call__(self, params: M.Params, batch: Batch, key: Array | None = None):
+    yhat = self.model.apply(params, batch["x"])
+    _check_same_shape("batch['y']", batch["y"], "the model's output", yhat)
+    mse = jnp.mean(jnp.sum(jnp.square(batch["y"] - yhat), axis=-1))
+    return mse, {"mse": mse}
+
+
+@dataclasses.dataclass(frozen=True)
+class VAENegELBO:
+  """Negative ELBO per data point, one reparameterised draw z = mu_1 + eps Sigma_1^(1/2):
+
+    loss = mean_n [ -log p(y_n | z_n) + beta KL[q(z|y_n) || N(0, I)] ]
+
+  Batch: ``{"y": [N, D]}``; needs a key. Terms: ``nll`` (reconstruction) and ``kl``.
+  """
+
+  model: M.VAE
+  beta: float = 1.0
+
+  def __call__(self, params: M.Params, batch: Batch, key: Array):
+    out = self.model.apply(params, batch["y"], key)
+    nll = -jnp.mean(jnp.sum(gaussian_log_pdf(batch["y"], out["mu_2"], out["log_Sigma_2"]), axis=-1))
+    kl = jnp.mean(kl_standard_normal(out["mu_1"], out["log_Sigma_1"]))
+    return nll + self.beta * kl, {"nll": nll, "kl": kl}
+
+
+@dataclasses.dataclass(frozen=True)
+class CVAENegELBO:
+  """Negative conditional ELBO per data point, one reparameterised draw z ~ q(z|.):
+
+    loss = mean_n [ -log p(y_n | .) + beta KL[q(z|.) || p(z|x_n)] ]
+
+  Batch: ``{"x": [N, P], "y": [N, D]}``; needs a key. Terms: ``nll`` and ``kl``.
+  """
+
+  model: M.CVAE
+  beta: float = 1.0
+
+  def __call__(self, params: M.Params, batch: Batch, key: Array):
+    out = self.model.apply(params, batch["x"], batch["y"], key)
+    nll = -jnp.mean(jnp.sum(gaussian_log_pdf(batch["y"], out["mu_2"], out["log_Sigma_2"]), axis=-1))
+    kl = jnp.mean(kl_diag_gaussians(out["mu_1"], out["log_Sigma_1"], out["mu_0"], out["log_Sigma_0"]))
+    return nll + self.beta * kl, {"nll": nll, "kl": kl}
+
+
+def _check_model(name: str, model: Any, kinds: tuple[type, ...]) -> None:
+  if not isinstance(model, kinds):
+    want = " or ".join(k.__name__ for k in kinds)
+    raise TypeError(f"{name} needs a model of type {want}, got {type(model).__name__}")
+
+
+def _check_beta(beta: Any) -> float:
+  if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta >= 0 or math.isinf(beta):
+    raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
+  return float(beta)
+
+
+def gaussian_nll(model: M.MLP) -> GaussianNLL:
+  """The tutorial's objective for the network: NLL with learned noise."""
+  _check_model("gaussian_nll", model, (M.MLP,))
+  return GaussianNLL(model)
+
+
+def mse(model: M.MLP | M.RNN | M.LSTM) -> MeanSquaredError:
+  """Mean squared error of ``model.apply`` (the tutorial's objective for the RNN and LSTM)."""
+  _check_model("mse", model, (M.MLP, M.RNN, M.LSTM))
+  return MeanSquaredError(model)
+
+
+def neg_elbo(model: M.VAE | M.CVAE, beta: float = 1.0) -> VAENegELBO | CVAENegELBO:
+  """The negative ELBO of a VAE or a CVAE, with KL weight ``beta`` (1 is the true ELBO)."""
+  _check_model("neg_elbo", model, (M.VAE, M.CVAE))
+  beta = _check_beta(beta)
+  return VAENegELBO(model, beta) if isinstance(model, M.VAE) else CVAENegELBO(model, beta)

@@ -1,0 +1,262 @@
+"""One training engine for every model: many Optax steps fused into one compiled ``lax.scan``.
+
+Data flow: ``fit`` checks its arguments, puts the training arrays on the device once, builds the
+initial ``TrainState`` from the seed (or a vmapped batch of them for an ensemble) and then calls
+one jitted chunk program ``steps / log_every`` times. Each chunk draws a minibatch on the device,
+without replacement, at every step and applies one Optax update; the program returns to Python
+only between chunks, to log a progress line and collect the per-step loss terms.
+
+Randomness: ``key = PRNGKey(seed)``, ``init_key, train_key = split(key)``, and step ``t`` uses
+``fold_in(train_key, t)``, split into a minibatch key and a key for the objective. So a result
+depends only on (seed, step), not on how the steps are grouped into chunks.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+Array = jax.Array
+Params = Any
+Objective = Callable[[Params, dict, Array], tuple[Array, dict]]
+
+log = logging.getLogger(__name__)
+
+
+class TrainState(NamedTuple):
+  """What a step changes. For an ensemble every leaf has a leading member axis [K, ...]."""
+
+  step: Array  # int32 scalar: the number of steps taken
+  params: Params
+  opt_state: optax.OptState
+
+
+class FitResult(NamedTuple):
+  state: TrainState
+  history: dict[str, np.ndarray]  # per-step loss terms, [steps] or [K, steps]
+  timings: dict[str, float]  # seconds: total, first_chunk (includes compilation), steps_per_s
+
+  @property
+  def params(self) -> Params:
+    return self.state.params
+
+
+@functools.lru_cache(maxsize=None)
+def adam(learning_rate: float = 1e-3, decay_steps: int | None = None) -> optax.GradientTransformation:
+  """``optax.adam`` with b1 = 0.9, b2 = 0.999, eps = 1e-8, as the tutorial.
+
+  With ``decay_steps`` the learning rate follows a cosine from ``learning_rate`` down to 0 at
+  step ``decay_steps`` (``optax.cosine_decay_schedule``); without, it is constant (the tutorial).
+  Cached: the same arguments return the same object, so the compiled training program, which
+  is keyed on the optimizer, is reused across calls of ``fit``.
+  """
+  if not (isinstance(learning_rate, (int, float)) and not isinstance(learning_rate, bool)
+          and math.isfinite(learning_rate) and learning_rate > 0):
+    raise ValueError(f"learning_rate must be a positive finite number, got {learning_rate!r}")
+  if decay_steps is None:
+    return optax.adam(learning_rate, b1=0.9, b2=0.999, eps=1e-8)
+  decay_steps = _check_int("decay_steps", decay_steps, 1)
+  schedule = optax.cosine_decay_schedule(learning_rate, decay_steps)
+  return optax.adam(schedule, b1=0.9, b2=0.999, eps=1e-8)
+
+
+def keys_from_seed(seed: int | Array) -> tuple[Array, Array]:
+  """(init_key, train_key) of a seed."""
+  init_key, train_key = jax.random.split(jax.random.PRNGKey(seed))
+  return init_key, train_key
+
+
+def minibatch_indices(key: Array, n: int, batch_size: int) -> Array:
+  """``batch_size`` distinct indices in [0, n), a uniformly random subset, int32 [batch_size].
+
+  The ``batch_size`` largest of n i.i.d. uniforms are at a uniformly random subset of positions;
+  ``top_k`` finds them without sorting all n.
+  """
+  if batch_size == n:
+    return jnp.arange(n, dtype=jnp.int32)
+  return jax.lax.top_k(jax.random.uniform(key, (n,)), batch_size)[1]
+
+
+def _take(data: Mapping[str, Array], idx: Array) -> dict[str, Array]:
+  return {name: jnp.take(a, idx, axis=0) for name, a in data.items()}
+
+
+def _update(state: TrainState, batch: Mapping[str, Array], key: Array, objective: Objective,
+            optimizer: optax.GradientTransformation) -> tuple[TrainState, dict[str, Array]]:
+  """One Optax step on the objective: (loss, terms), grads -> updates -> params."""
+  (loss, terms), grads = jax.value_and_grad(objective, has_aux=True)(state.params, batch, key)
+  updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  return TrainState(state.step + 1, params, opt_state), {"loss": loss, **terms}
+
+
+@functools.partial(jax.jit, static_argnames=("objective", "optimizer"))
+def train_step(state: TrainState, batch: Mapping[str, Array], key: Array, *, objective: Objective,
+               optimizer: optax.GradientTransformation) -> tuple[TrainState, dict[str, Array]]:
+  """One jitted step on a given minibatch, for users who write their own loop.
+
+  ``key`` is the objective's key (used by the VAEs' reparameterisation). ``fit`` runs the same
+  update, with ``key = split(fold_in(train_key, step))[1]``.
+  """
+  return _update(state, batch, key, objective, optimizer)
+
+
+def _run_chunk(state: TrainState, train_key: Array, data: Mapping[str, Array], objective: Objective,
+               optimizer: optax.GradientTransformation, batch_size: int,
+               length: int) -> tuple[TrainState, dict[str, Array]]:
+  """``length`` steps as one ``lax.scan``; returns the new state and per-step terms [length]."""
+  n = next(iter(data.values())).shape[0]
+
+  def body(state, _):
+    batch_key, loss_key = jax.random.split(jax.random.fold_in(train_key, state.step))
+    batch = _take(data, minibatch_indices(batch_key, n, batch_size))
+    return _update(state, batch, loss_key, objective, optimizer)
+
+  return jax.lax.scan(body, state, None, length=length)
+
+
+_STATIC = ("objective", "optimizer", "batch_size", "length")
+_chunk = jax.jit(_run_chunk, static_argnames=_STATIC, donate_argnums=0)
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC, donate_argnums=0)
+def _chunk_ensemble(state, train_key, data, objective, optimizer, batch_size, length):
+  """The same chunk for K members at once: vmap over (state, train_key), the data shared."""
+  run = lambda s, k: _run_chunk(s, k, data, objective, optimizer, batch_size, length)
+  return jax.vmap(run)(state, train_key)
+
+
+def init_state(model: Any, seed: int | Sequence[int], optimizer: optax.GradientTransformation,
+               dtype: Any = jnp.float32) -> TrainState:
+  """The state at step 0: ``model.init(init_key)`` and the optimizer's state; vmapped for seeds."""
+  seeds, ensemble = _check_seed(seed)
+  init = lambda s: _init_one(model, optimizer, dtype, s)
+  return jax.jit(jax.vmap(init) if ensemble else init)(jnp.asarray(seeds if ensemble else seeds[0]))
+
+
+def _init_one(model, optimizer, dtype, seed):
+  params = model.init(keys_from_seed(seed)[0], dtype)
+  return TrainState(jnp.zeros((), jnp.int32), params, optimizer.init(params))
+
+
+# ----------------------------------------------------------------------------------------------
+# Argument checks: all before anything is compiled.
+
+
+def _check_int(name: str, value: Any, minimum: int) -> int:
+  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+    raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+  return int(value)
+
+
+def _check_seed(seed: Any) -> tuple[list[int], bool]:
+  if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+    return [_check_int("seed", seed, 0)], False
+  if isinstance(seed, (str, bytes)) or not isinstance(seed, Sequence | np.ndarray):
+    raise ValueError(f"seed must be an integer >= 0 or a sequence of them, got {seed!r}")
+  seeds = [_check_int(f"seed[{i}]", s, 0) for i, s in enumerate(seed)]
+  if not seeds:
+    raise ValueError("seed must be an integer >= 0 or a non-empty sequence of them, got []")
+  return seeds, True
+
+
+def _check_data(data: Any, dtype: Any) -> dict[str, Array]:
+  if not isinstance(data, Mapping) or not data:
+    raise ValueError(f"data must be a non-empty dict of arrays, got {type(data).__name__}")
+  arrays, n = {}, None
+  for name, a in data.items():
+    a_np = np.asarray(a)
+    if a_np.ndim < 1 or a_np.shape[0] == 0:
+      raise ValueError(f"data[{name!r}] must be a non-empty array [N, ...], got shape {a_np.shape}")
+    if not np.issubdtype(a_np.dtype, np.floating):
+      raise TypeError(f"data[{name!r}] must be a floating array, got dtype {a_np.dtype}")
+    if not np.all(np.isfinite(a_np)):
+      raise ValueError(f"data[{name!r}] must be finite, got {np.sum(~np.isfinite(a_np))} NaN or "
+                       f"inf values")
+    if n is not None and a_np.shape[0] != n:
+      raise ValueError(f"data arrays must have the same length, got {n} and "
+                       f"{a_np.shape[0]} for data[{name!r}]")
+    n = a_np.shape[0]
+    arrays[name] = jnp.asarray(a_np, dtype)
+  return arrays
+
+
+def fit(model: Any, objective: Objective, data: Mapping[str, Any], *, steps: int, batch_size: int,
+        seed: int | Sequence[int] = 0, optimizer: optax.GradientTransformation | None = None,
+        log_every: int = 1000, dtype: Any = jnp.float32, state: TrainState | None = None,
+        callback: Callable[[TrainState, dict[str, np.ndarray]], None] | None = None) -> FitResult:
+  """Trains ``model`` on ``objective`` for ``steps`` steps of minibatch ``batch_size``.
+
+  Args:
+    model: a dljax model (anything with ``init(key, dtype) -> params``).
+    objective: ``(params, batch, key) -> (loss, terms)``, e.g. ``objectives.mse(model)``.
+    data: the training arrays, ``{name: [N, ...]}``; each minibatch takes the same rows of each.
+    steps: number of optimizer steps (more steps on top of ``state.step`` when resuming).
+    batch_size: rows per minibatch, drawn without replacement at every step.
+    seed: an integer, or a sequence of integers to train an ensemble as one vmapped program.
+    optimizer: an Optax optimizer; default ``adam(1e-3)``. Pass the same object again to reuse
+      the compiled program.
+    log_every: steps per compiled chunk, between progress lines.
+    dtype: the floating dtype of parameters and data.
+    state: continue from this state instead of the seed's initial one.
+    callback: called after each chunk with the state and that chunk's terms.
+
+  Returns:
+    ``FitResult(state, history, timings)``.
+  """
+  steps = _check_int("steps", steps, 1)
+  log_every = _check_int("log_every", log_every, 1)
+  seeds, ensemble = _check_seed(seed)
+  arrays = _check_data(data, dtype)
+  n = next(iter(arrays.values())).shape[0]
+  batch_size = _check_int("batch_size", batch_size, 1)
+  if batch_size > n:
+    raise ValueError(f"batch_size must be at most the number of data rows ({n}), got {batch_size}")
+  if not hasattr(model, "init"):
+    raise TypeError(f"model must have an init(key, dtype) method, got {type(model).__name__}")
+  if not callable(objective):
+    raise TypeError(f"objective must be callable, got {type(objective).__name__}")
+  optimizer = adam() if optimizer is None else optimizer
+
+  if state is None:
+    state = init_state(model, seeds if ensemble else seeds[0], optimizer, dtype)
+  else:  # the caller's arrays must survive the donation to the first chunk
+    state = jax.tree.map(jnp.copy, state)
+  train_keys = jax.vmap(lambda s: keys_from_seed(s)[1])(jnp.asarray(seeds))
+  train_key = train_keys if ensemble else train_keys[0]
+  run = _chunk_ensemble if ensemble else _chunk
+
+  start_step = int(np.max(np.asarray(state.step)))
+  chunks, done, t0 = [], 0, time.perf_counter()
+  timings = {}
+  while done < steps:
+    length = min(log_every, steps - done)
+    t_chunk = time.perf_counter()
+    state, terms = run(state, train_key, arrays, objective=objective, optimizer=optimizer,
+                       batch_size=batch_size, length=length)
+    terms = jax.tree.map(np.asarray, terms)  # waits for the chunk to finish
+    done += length
+    elapsed = time.perf_counter() - t0
+    timings.setdefault("first_chunk", time.perf_counter() - t_chunk)
+    rate = done / elapsed
+    log.info("step %d/%d  loss %.5g  %.0f steps/s  %.1f s left", start_step + done,
+             start_step + steps, float(np.mean(terms["loss"][..., -1])), rate,
+             (steps - done) / rate)
+    chunks.append(terms)
+    if callback is not None:
+      callback(state, terms)
+  timings["total"] = time.perf_counter() - t0
+  rest = timings["total"] - timings["first_chunk"]
+  rest_steps = steps - min(log_every, steps)
+  timings["steps_per_s"] = rest_steps / rest if rest_steps else steps / timings["total"]
+  history = {k: np.concatenate([c[k] for c in chunks], axis=-1) for k in chunks[0]}
+  return FitResult(state, history, timings)
