@@ -195,7 +195,7 @@ class RNN:
     """One-step-ahead prediction yhat [batch, out_dim] from windows Y [batch, lags, in_dim]."""
     _check_window(Y, self.in_dim)
     U, W, b = params["U"], params["W"], params["b"]
-    YU_b = jnp.swapaxes(Y @ U + b, 0, 1)  # [lags, batch, H]: the input terms, one matmul for all lags
+    YU_b = jnp.swapaxes(Y @ U + b[None], 0, 1)  # [lags, batch, H]: input terms of all lags at once
 
     def cell(h, yU_b):  # h [batch, H]
       return jnp.tanh(h @ W + yU_b), None
@@ -251,7 +251,7 @@ class LSTM:
     U = jnp.concatenate([params[f"U_{g}"] for g in _GATES], axis=1)  # [in_dim, 4H]
     W = jnp.concatenate([params[f"W_{g}"] for g in _GATES], axis=1)  # [H, 4H]
     b = jnp.concatenate([params[f"b_{g}"] for g in _GATES], axis=1)  # [1, 4H]
-    YU_b = jnp.swapaxes(Y @ U + b, 0, 1)  # [lags, batch, 4H]
+    YU_b = jnp.swapaxes(Y @ U + b[None], 0, 1)  # [lags, batch, 4H]
 
     def cell(carry, yU_b):
       h, s = carry  # [batch, H] each

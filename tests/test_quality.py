@@ -1,0 +1,50 @@
+"""Quality at the tutorial's settings (SETTINGS.md): each example, seed 0, against its threshold.
+
+Thresholds and why (see BUILD_NOTES.md):
+- network: RMSE of the predictive mean to the noise-free function <= 0.1 (a tenth of the
+  function's range ~2; the noise itself is 0.1), learned sigma within 25% of the true 0.1;
+- RNN, LSTM: RMSE of the closed-loop forecast on the held-out last third <= 0.1 (a tenth of
+  the sine's amplitude);
+- VAE: energy distance of 1000 decoder means to 1000 fresh draws of the ring <= 0.015 (two
+  independent draws of the data score about 0.004, a Gaussian fitted to the data about 0.039);
+- CVAE: the mean of 100 curves within 0.1 of the step function wherever |x - 0.5| > 0.05.
+"""
+
+import numpy as np
+import pytest
+
+from dljax import data as D
+from dljax import examples as E
+from dljax import metrics
+
+
+def test_network_recovers_function_and_noise():
+  """mlp 1-50-50-1, NLL: RMSE <= 0.1 and sigma within 25% of 0.1."""
+  out = E.run_mlp(seed=0)
+  assert out.metrics["rmse"] <= 0.1
+  assert abs(out.metrics["sigma"] - 0.1) <= 0.025
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_recurrent_closed_loop_forecast(cell):
+  """Closed-loop forecast from the first window: RMSE on the held-out third <= 0.1."""
+  out = E.run_recurrent(cell, seed=0)
+  assert out.predictions["forecast"].shape == (100 - (5 if cell == "rnn" else 10), 1)
+  assert out.metrics["rmse_held_out"] <= 0.1
+
+
+def test_vae_samples_match_the_ring():
+  """Energy distance of decoder means to fresh data <= 0.015, which a fitted Gaussian fails."""
+  out = E.run_vae(seed=0)
+  assert out.metrics["energy_distance"] <= 0.015
+  # The statistic can tell a ring from a blob: a Gaussian fitted to the data scores far worse.
+  y, fresh = out.predictions["y_train"], D.noisy_ring(E.FRESH_DATA_SEED_OFFSET, 1000)
+  gaussian = np.random.default_rng(0).multivariate_normal(y.mean(0), np.cov(y.T), 1000)
+  assert metrics.energy_distance(gaussian, fresh) > 0.015
+
+
+def test_cvae_conditional_mean_follows_the_step():
+  """The mean of 100 conditional curves is within 0.1 of the step away from x = 0.5."""
+  out = E.run_cvae(seed=0)
+  assert out.predictions["sample_means"].shape == (100, 400, 1)
+  assert out.metrics["max_abs_error_of_mean_away_from_step"] <= 0.1

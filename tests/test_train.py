@@ -1,0 +1,230 @@
+"""The training engine: determinism, chunking, ensembles, compilation, optimizer and bad input."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from scipy import stats
+
+from dljax import data as D
+from dljax import models as M
+from dljax import objectives as O
+from dljax import train as T
+
+_SERIES = D.sine_series()[:66]
+_X, _Y = D.lag_windows(_SERIES, 5)
+_RNN = M.rnn()
+_RNN_DATA = {"x": _X, "y": _Y}
+_RING = D.noisy_ring(0, 300)
+_VAE = M.vae(encoder=(16, 8), decoder=(8, 16))
+
+
+def _leaves(tree):
+  return [np.asarray(l) for l in jax.tree.leaves(tree)]
+
+
+def _bitwise_equal(a, b):
+  la, lb = _leaves(a), _leaves(b)
+  return len(la) == len(lb) and all(x.dtype == y.dtype and np.array_equal(x, y)
+                                    for x, y in zip(la, lb))
+
+
+def _fit_vae(**kwargs):
+  kwargs = {"steps": 120, "batch_size": 50, "seed": 3, **kwargs}
+  kwargs.setdefault("log_every", kwargs["steps"])
+  return T.fit(_VAE, O.neg_elbo(_VAE), {"y": _RING}, **kwargs)
+
+
+def test_same_seed_is_bitwise_identical():
+  """Two runs with the same seed give bitwise-equal parameters, optimizer state and history."""
+  a, b = _fit_vae(), _fit_vae()
+  assert _bitwise_equal(a.state, b.state)
+  assert all(np.array_equal(a.history[k], b.history[k]) for k in a.history)
+
+
+def test_different_seeds_differ():
+  """Another seed gives other parameters."""
+  a, b = _fit_vae(seed=3), _fit_vae(seed=4)
+  assert not np.array_equal(_leaves(a.params)[0], _leaves(b.params)[0])
+
+
+@pytest.mark.parametrize("log_every", [1, 7, 1000])
+def test_chunk_size_does_not_change_the_result(log_every):
+  """Any grouping of the steps into compiled chunks gives bitwise the same run."""
+  ref = _fit_vae()
+  other = _fit_vae(log_every=log_every)
+  assert _bitwise_equal(ref.state, other.state)
+  np.testing.assert_array_equal(ref.history["loss"], other.history["loss"])
+
+
+def test_resume_from_state_equals_one_run():
+  """120 steps, then 80 more from the returned state, equal 200 steps at once, bitwise."""
+  whole = _fit_vae(steps=200)
+  first = _fit_vae(steps=120)
+  kept = jax.tree.map(np.array, first.state)
+  rest = _fit_vae(steps=80, state=first.state, log_every=120)
+  assert _bitwise_equal(whole.state, rest.state)
+  assert _bitwise_equal(kept, first.state)  # the caller's state was not donated away
+  np.testing.assert_array_equal(whole.history["loss"][120:], rest.history["loss"])
+
+
+@pytest.mark.parametrize("which", ["vae", "rnn"])
+def test_ensemble_member_equals_single_run(which):
+  """Member k of a vmapped ensemble equals training seed k alone, to float32 rounding.
+
+  Measured: not bitwise (XLA batches the matmuls of a vmapped program differently), with
+  differences of about 1e-7 after 150 steps; the tolerance below is 100 times that.
+  """
+  if which == "vae":
+    single, ens = _fit_vae(steps=150), _fit_vae(steps=150, seed=[1, 3, 5])
+  else:
+    kw = dict(steps=150, batch_size=4, log_every=150)
+    single = T.fit(_RNN, O.mse(_RNN), _RNN_DATA, seed=3, **kw)
+    ens = T.fit(_RNN, O.mse(_RNN), _RNN_DATA, seed=[1, 3, 5], **kw)
+  assert ens.history["loss"].shape == (3, 150)
+  assert int(ens.state.step[1]) == 150
+  for a, b in zip(_leaves(single.params), _leaves(ens.params)):
+    np.testing.assert_allclose(b[1], a, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(ens.history["loss"][1], single.history["loss"], rtol=1e-4, atol=1e-6)
+  # and the members really are different runs
+  assert not np.allclose(_leaves(ens.params)[0][0], _leaves(ens.params)[0][1])
+
+
+class _CountingMSE(O.MeanSquaredError):
+  """MSE that counts how often it is traced."""
+
+  traces = 0
+
+  def __call__(self, params, batch, key=None):
+    type(self).traces += 1
+    return super().__call__(params, batch, key)
+
+
+def test_second_call_does_not_recompile():
+  """A second fit with the same shapes, objective and optimizer reuses the compiled chunk."""
+  objective = _CountingMSE(_RNN)
+  opt = T.adam(1e-3)
+  T.fit(_RNN, objective, _RNN_DATA, steps=40, batch_size=2, seed=0, log_every=20, optimizer=opt)
+  traces, cache = _CountingMSE.traces, T._chunk._cache_size()
+  T.fit(_RNN, objective, _RNN_DATA, steps=40, batch_size=2, seed=1, log_every=20, optimizer=opt)
+  T.fit(_RNN, _CountingMSE(_RNN), _RNN_DATA, steps=40, batch_size=2, seed=2, log_every=20,
+        optimizer=T.adam(1e-3))  # equal (not identical) objective and cached optimizer
+  assert _CountingMSE.traces == traces
+  assert T._chunk._cache_size() == cache
+
+
+def test_public_train_step_equals_one_engine_step():
+  """train_step on the engine's minibatch and key reproduces the engine's first step."""
+  opt = T.adam(1e-3)
+  objective = O.mse(_RNN)
+  state = T.init_state(_RNN, 7, opt)
+  batch_key, loss_key = jax.random.split(jax.random.fold_in(T.keys_from_seed(7)[1], 0))
+  idx = T.minibatch_indices(batch_key, _X.shape[0], 4)
+  batch = {"x": jnp.asarray(_X)[idx], "y": jnp.asarray(_Y)[idx]}
+  mine, terms = T.train_step(state, batch, loss_key, objective=objective, optimizer=opt)
+  engine = T.fit(_RNN, objective, _RNN_DATA, steps=1, batch_size=4, seed=7, optimizer=opt)
+  for a, b in zip(_leaves(mine.params), _leaves(engine.params)):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+  np.testing.assert_allclose(terms["loss"], engine.history["loss"][0], rtol=1e-6)
+
+
+def test_first_adam_step_moves_each_parameter_by_the_learning_rate():
+  """Adam's first update is -lr g / (|g| + eps): each parameter with |g| >> eps moves by lr."""
+  opt = T.adam(1e-3)
+  state = T.init_state(_RNN, 0, opt)
+  batch = {"x": jnp.asarray(_X), "y": jnp.asarray(_Y)}
+  grads = jax.grad(lambda p: O.mse(_RNN)(p, batch)[0])(state.params)
+  new, _ = T.train_step(state, batch, jax.random.PRNGKey(0), objective=O.mse(_RNN), optimizer=opt)
+  for g, p0, p1 in zip(_leaves(grads), _leaves(state.params), _leaves(new.params)):
+    big = np.abs(g) > 1e-4
+    np.testing.assert_allclose((p1 - p0)[big], -1e-3 * np.sign(g[big]), rtol=1e-3)
+
+
+def test_cosine_decay_reaches_zero():
+  """With decay_steps=50 the learning rate is 0 from step 50: steps 50..59 change nothing."""
+  opt = T.adam(1e-2, decay_steps=50)
+  kw = dict(batch_size=4, seed=0, optimizer=opt, log_every=10)
+  at_50 = T.fit(_RNN, O.mse(_RNN), _RNN_DATA, steps=50, **kw)
+  at_60 = T.fit(_RNN, O.mse(_RNN), _RNN_DATA, steps=60, **kw)
+  assert _bitwise_equal(at_50.params, at_60.params)
+  assert not _bitwise_equal(at_50.params, T.init_state(_RNN, 0, opt).params)
+
+
+def test_minibatches_are_uniform_subsets_without_replacement():
+  """Indices are distinct and every index, and every pair, is equally likely (chi-square)."""
+  n, b, draws = 6, 3, 20000
+  keys = jax.random.split(jax.random.PRNGKey(0), draws)
+  idx = np.asarray(jax.vmap(lambda k: T.minibatch_indices(k, n, b))(keys))
+  assert idx.shape == (draws, b) and idx.min() >= 0 and idx.max() < n
+  assert all(len(set(row)) == b for row in idx)
+  singles = np.bincount(idx.ravel(), minlength=n)
+  assert stats.chisquare(singles).pvalue > 1e-4
+  subsets = np.sort(idx, axis=1) @ np.array([n * n, n, 1])
+  counts = np.unique(subsets, return_counts=True)[1]
+  assert len(counts) == 20  # C(6, 3) subsets, all seen
+  assert stats.chisquare(counts).pvalue > 1e-4
+
+
+def test_training_reduces_the_loss():
+  """The RNN's MSE over its last 50 of 400 steps is below a fifth of its first 10 (0.92 -> 0.035)."""
+  run = T.fit(_RNN, O.mse(_RNN), _RNN_DATA, steps=400, batch_size=4, log_every=400)
+  assert run.history["loss"][-50:].mean() < 0.2 * run.history["loss"][:10].mean()
+  assert set(run.history) == {"loss", "mse"}
+
+
+def test_float64_training():
+  """dtype=float64 under x64 gives float64 parameters throughout."""
+  with jax.enable_x64(True):
+    run = T.fit(_RNN, O.mse(_RNN), _RNN_DATA, steps=5, batch_size=2, dtype=jnp.float64)
+    assert all(l.dtype == np.float64 for l in _leaves(run.params))
+
+
+def test_callback_sees_every_chunk():
+  """The callback is called once per chunk, with the chunk's terms."""
+  seen = []
+  T.fit(_RNN, O.mse(_RNN), _RNN_DATA, steps=25, batch_size=2, log_every=10,
+        callback=lambda state, terms: seen.append((int(state.step), terms["loss"].shape)))
+  assert seen == [(10, (10,)), (20, (10,)), (25, (5,))]
+
+
+_BAD = [
+    (dict(steps=0), ValueError, "steps"),
+    (dict(steps=2.5), ValueError, "steps"),
+    (dict(batch_size=0), ValueError, "batch_size"),
+    (dict(batch_size=62), ValueError, "batch_size"),
+    (dict(log_every=0), ValueError, "log_every"),
+    (dict(seed=-1), ValueError, "seed"),
+    (dict(seed=[]), ValueError, "seed"),
+    (dict(seed=[0, -2]), ValueError, r"seed\[1\]"),
+    (dict(data={"x": _X, "y": _Y[:-1]}), ValueError, "same length"),
+    (dict(data={"x": _X.astype(np.int32), "y": _Y}), TypeError, r"data\['x'\]"),
+    (dict(data={"x": np.where(_X > 0.99, np.nan, _X), "y": _Y}), ValueError, r"data\['x'\]"),
+    (dict(data={"x": _X[:0], "y": _Y[:0]}), ValueError, r"data\['x'\]"),
+    (dict(data={}), ValueError, "data"),
+    (dict(objective=None), TypeError, "objective"),
+]
+
+
+@pytest.mark.parametrize("override,error,match", _BAD)
+def test_bad_arguments_fail_before_compiling(override, error, match):
+  """Each bad argument raises a clear error naming it, and nothing is compiled."""
+  kw = dict(model=_RNN, objective=O.mse(_RNN), data=_RNN_DATA, steps=10, batch_size=2, seed=0)
+  kw.update(override)
+  before = T._chunk._cache_size()
+  with pytest.raises(error, match=match):
+    T.fit(**kw)
+  assert T._chunk._cache_size() == before
+
+
+@pytest.mark.parametrize("lr", [0.0, -1e-3, float("nan"), "1e-3"])
+def test_bad_learning_rate(lr):
+  """A learning rate that is not a positive number is refused, naming learning_rate."""
+  with pytest.raises(ValueError, match="learning_rate"):
+    T.adam(lr)
+
+
+def test_custom_optax_optimizer():
+  """Any Optax optimizer works: plain SGD with lr 0 leaves the parameters unchanged."""
+  run = T.fit(_RNN, O.mse(_RNN), _RNN_DATA, steps=5, batch_size=2, optimizer=optax.sgd(0.0))
+  assert _bitwise_equal(run.params, T.init_state(_RNN, 0, optax.sgd(0.0)).params)
