@@ -397,6 +397,10 @@ class CVAE:
 
   def apply(self, params: Params, x: Array, y: Array, key: Array) -> dict[str, Array]:
     """One pass: prior p(z|x), q(z|.) -> z (reparameterised) -> p(y|.); every intermediate."""
+    _check_input("x", x, (None, self.x_dim))
+    _check_input("y", y, (None, self.y_dim))
+    if x.shape[0] != y.shape[0]:  # the pairs (x_n, y_n) must align
+      raise ValueError(f"x must have as many rows as y, got shapes {x.shape} and {y.shape}")
     mu_0, log_Sigma_0 = self.prior(params, x)
     mu_1, log_Sigma_1 = self.encode(params, x, y)
     z = _reparameterise(key, mu_1, log_Sigma_1)
