@@ -1,8 +1,10 @@
 """The tutorial's five examples as plain functions: data, model, training and evaluation.
 
-Each ``run_*`` function takes the example's settings as keyword arguments (defaults: the
-tutorial's, from SETTINGS.md), trains with ``dljax.train.fit`` and returns an ``Outcome`` whose
-predictions are in the data's original units. ``ensemble=K`` trains seeds seed, ..., seed+K-1
+Each ``prepare_*`` function takes the example's settings as keyword arguments (defaults: the
+tutorial's, from SETTINGS.md), makes the data, model, objective and optimizer and checks every
+argument (ValueError or TypeError naming it) before anything is trained or compiled. ``run``
+then trains with ``dljax.train.fit`` and evaluates, returning an ``Outcome`` whose predictions
+are in the data's original units; ``run_*`` does both. ``ensemble=K`` trains seeds seed, ..., seed+K-1
 as one vmapped program; the predictions then describe the ensemble, and each member's arrays
 are kept under a leading axis [K, ...] with a ``_members`` suffix. The experiments' launchers,
 the benchmarks and the quality tests all call these functions.
@@ -10,6 +12,7 @@ the benchmarks and the quality tests all call these functions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -27,15 +30,46 @@ N_CURVES = 100  # CVAE: conditional curves drawn for the figure
 FRESH_DATA_SEED_OFFSET = 10_000  # seed of the independent data the VAE's samples are scored on
 
 
-class Outcome(NamedTuple):
+class Experiment(NamedTuple):
+  """A prepared example: everything ``fit`` needs, and how to evaluate its parameters."""
+
+  name: str
   model: Any
+  objective: Any
+  data: dict[str, Any]
+  fit_kwargs: dict[str, Any]  # steps, batch_size, seed, log_every, optimizer
+  evaluate: Callable[[Any], tuple[dict[str, np.ndarray], dict[str, float]]]
+  standardisers: dict[str, D.Standardiser]  # to map predictions back to the data's units
+
+
+class Outcome(NamedTuple):
+  experiment: Experiment
   fit: T.FitResult
   predictions: dict[str, np.ndarray]
   metrics: dict[str, float]
 
+  @property
+  def model(self) -> Any:
+    return self.experiment.model
+
+
+def run(experiment: Experiment, callback: Callable | None = None) -> Outcome:
+  """Trains a prepared example and evaluates the trained parameters."""
+  fit = T.fit(experiment.model, experiment.objective, experiment.data, callback=callback,
+              **experiment.fit_kwargs)
+  predictions, metrics_ = experiment.evaluate(fit.params)
+  return Outcome(experiment, fit, predictions, metrics_)
+
+
+def _prepare(name, model, objective, data, *, steps, batch_size, seed, log_every, optimizer,
+             evaluate, standardisers=None) -> Experiment:
+  fit_kwargs = dict(steps=steps, batch_size=batch_size, seed=seed, log_every=log_every)
+  data = T.check_fit_arguments(model, objective, data, **fit_kwargs)
+  return Experiment(name, model, objective, data, dict(fit_kwargs, optimizer=optimizer),
+                    evaluate, standardisers or {})
+
 
 def _seeds(seed: int, ensemble: int) -> int | list[int]:
-  ensemble = T._check_int("ensemble", ensemble, 1)
   return seed if ensemble == 1 else list(range(seed, seed + ensemble))
 
 
@@ -49,40 +83,48 @@ def eval_key(seed: int) -> jax.Array:
   return jax.random.fold_in(jax.random.PRNGKey(seed), 0x5EED)
 
 
-def run_mlp(seed: int = 0, steps: int = 10_000, batch_size: int = 10, learning_rate: float = 1e-3,
-            hidden: Any = (50, 50), n_train: int = 100, noise: float = 0.1, ensemble: int = 1,
-            log_every: int = 1000) -> Outcome:
+def _check_ensemble(ensemble: Any) -> int:
+  return T._check_int("ensemble", ensemble, 1)
+
+
+def prepare_mlp(seed: int = 0, steps: int = 10_000, batch_size: int = 10,
+                learning_rate: float = 1e-3, hidden: Any = (50, 50), n_train: int = 100,
+                noise: float = 0.1, ensemble: int = 1, log_every: int = 1000) -> Experiment:
   """The neural network: 1-50-50-1 tanh, Gaussian NLL with a learned sigma, on x sin(4 pi x)."""
-  seeds = _seeds(seed, ensemble)
+  ensemble = _check_ensemble(ensemble)
   model = M.mlp(1, hidden, 1)
+  optimizer = T.adam(learning_rate)
   d = D.sine_wiggle(seed, n=n_train, noise=noise)
   sx, sy = D.Standardiser.fit(d.x), D.Standardiser.fit(d.y)
-  fit = T.fit(model, O.gaussian_nll(model), {"x": sx.transform(d.x), "y": sy.transform(d.y)},
-              steps=steps, batch_size=batch_size, seed=seeds, log_every=log_every,
-              optimizer=T.adam(learning_rate))
-  x_test = jnp.asarray(sx.transform(d.x_test))
-  F, log_sigma = _members(lambda p: model.predict(p, x_test), fit.params, ensemble)
-  mu = np.asarray(sy.inverse(np.asarray(F)))  # [(K,) 1000, 1]
-  sigma = np.asarray(sy.inverse_scale(np.exp(np.asarray(log_sigma))))
-  if ensemble == 1:
-    y_mean, y_std = mu, sigma
-  else:  # the mixture of the members' Gaussians: its mean and standard deviation
-    y_mean = mu.mean(0)
-    y_std = np.sqrt(np.maximum(np.mean(sigma**2 + mu**2, axis=0) - y_mean**2, 0.0))
-  sigma_learned = sigma[..., 0, :]  # [(K,) R]: the homoscedastic noise is the same at every x
-  pred = {"x_test": d.x_test, "y_true": d.y_test, "y_mean": y_mean, "y_std": y_std,
-          "sigma": sigma_learned if ensemble == 1 else sigma_learned.mean(0),
-          "x_train": d.x, "y_train": d.y}
-  if ensemble > 1:
-    pred.update(y_mean_members=mu, y_std_members=sigma, sigma_members=sigma_learned)
-  return Outcome(model, fit, pred, {"rmse": metrics.rmse(y_mean, d.y_test),
-                                    "sigma": float(np.mean(pred["sigma"]))})
+
+  def evaluate(params):
+    x_test = jnp.asarray(sx.transform(d.x_test))
+    F, log_sigma = _members(lambda p: model.predict(p, x_test), params, ensemble)
+    mu = np.asarray(sy.inverse(np.asarray(F)))  # [(K,) 1000, 1]
+    sigma = np.asarray(sy.inverse_scale(np.exp(np.asarray(log_sigma))))
+    if ensemble == 1:
+      y_mean, y_std = mu, sigma
+    else:  # the mixture of the members' Gaussians: its mean and standard deviation
+      y_mean = mu.mean(0)
+      y_std = np.sqrt(np.maximum(np.mean(sigma**2 + mu**2, axis=0) - y_mean**2, 0.0))
+    sigma_learned = sigma[..., 0, :]  # [(K,) R]: the homoscedastic noise is the same at every x
+    pred = {"x_test": d.x_test, "y_true": d.y_test, "y_mean": y_mean, "y_std": y_std,
+            "sigma": sigma_learned if ensemble == 1 else sigma_learned.mean(0),
+            "x_train": d.x, "y_train": d.y}
+    if ensemble > 1:
+      pred.update(y_mean_members=mu, y_std_members=sigma, sigma_members=sigma_learned)
+    return pred, {"rmse": metrics.rmse(y_mean, d.y_test), "sigma": float(np.mean(pred["sigma"]))}
+
+  return _prepare("mlp", model, O.gaussian_nll(model),
+                  {"x": sx.transform(d.x), "y": sy.transform(d.y)}, steps=steps,
+                  batch_size=batch_size, seed=_seeds(seed, ensemble), log_every=log_every,
+                  optimizer=optimizer, evaluate=evaluate, standardisers={"x": sx, "y": sy})
 
 
-def run_recurrent(cell: str = "rnn", seed: int = 0, steps: int = 10_000, batch_size: int = 1,
-                  learning_rate: float = 3e-3, decay: bool = True, lags: int | None = None,
-                  hidden: int = 4, n_points: int = 100, train_fraction: float = 2 / 3,
-                  ensemble: int = 1, log_every: int = 1000) -> Outcome:
+def prepare_recurrent(cell: str = "rnn", seed: int = 0, steps: int = 10_000, batch_size: int = 1,
+                      learning_rate: float = 3e-3, decay: bool = True, lags: int | None = None,
+                      hidden: int = 4, n_points: int = 100, train_fraction: float = 2 / 3,
+                      ensemble: int = 1, log_every: int = 1000) -> Experiment:
   """The recurrent examples: an RNN (5 lags) or an LSTM (10 lags), hidden size 4, on sin(pi t).
 
   Trained on the windows of the first two thirds of the series by MSE; then a closed-loop
@@ -91,34 +133,37 @@ def run_recurrent(cell: str = "rnn", seed: int = 0, steps: int = 10_000, batch_s
   """
   if cell not in ("rnn", "lstm"):
     raise ValueError(f"cell must be 'rnn' or 'lstm', got {cell!r}")
+  ensemble = _check_ensemble(ensemble)
   lags = (5 if cell == "rnn" else 10) if lags is None else lags
-  seeds = _seeds(seed, ensemble)
+  model = (M.rnn if cell == "rnn" else M.lstm)(1, hidden, 1)
+  optimizer = T.adam(learning_rate, steps if decay else None)
   series = D.sine_series(n_points)
   train_part, _ = D.chronological_split(series, train_fraction)
   X, Y = D.lag_windows(train_part, lags)  # raises if lags >= len(train_part)
-  model = (M.rnn if cell == "rnn" else M.lstm)(1, hidden, 1)
-  optimizer = T.adam(learning_rate, steps if decay else None)
-  fit = T.fit(model, O.mse(model), {"x": X, "y": Y}, steps=steps, batch_size=batch_size,
-              seed=seeds, log_every=log_every, optimizer=optimizer)
-  start, horizon = jnp.asarray(series[None, :lags]), n_points - lags
-  fc = _members(lambda p: forecast.closed_loop(model, p, start, horizon)[0], fit.params, ensemble)
-  fc = np.asarray(fc)  # [(K,) horizon, 1]
-  pred = {"series": series, "forecast": fc if ensemble == 1 else fc.mean(0),
-          "n_train_windows": np.asarray(X.shape[0])}
-  if ensemble > 1:
-    pred["forecast_members"] = fc
   n_train = train_part.shape[0]
-  held_out = metrics.rmse(pred["forecast"][n_train - lags:], series[n_train:])
-  return Outcome(model, fit, pred, {"rmse_held_out": held_out,
-                                    "rmse_all": metrics.rmse(pred["forecast"], series[lags:])})
+
+  def evaluate(params):
+    start, horizon = jnp.asarray(series[None, :lags]), n_points - lags
+    fc = _members(lambda p: forecast.closed_loop(model, p, start, horizon)[0], params, ensemble)
+    fc = np.asarray(fc)  # [(K,) horizon, 1]
+    pred = {"series": series, "forecast": fc if ensemble == 1 else fc.mean(0),
+            "n_train_windows": np.asarray(X.shape[0])}
+    if ensemble > 1:
+      pred["forecast_members"] = fc
+    return pred, {"rmse_held_out": metrics.rmse(pred["forecast"][n_train - lags:], series[n_train:]),
+                  "rmse_all": metrics.rmse(pred["forecast"], series[lags:])}
+
+  return _prepare(cell, model, O.mse(model), {"x": X, "y": Y}, steps=steps,
+                  batch_size=batch_size, seed=_seeds(seed, ensemble), log_every=log_every,
+                  optimizer=optimizer, evaluate=evaluate)
 
 
-def run_rnn(**kwargs) -> Outcome:
-  return run_recurrent("rnn", **kwargs)
+def prepare_rnn(**kwargs) -> Experiment:
+  return prepare_recurrent("rnn", **kwargs)
 
 
-def run_lstm(**kwargs) -> Outcome:
-  return run_recurrent("lstm", **kwargs)
+def prepare_lstm(**kwargs) -> Experiment:
+  return prepare_recurrent("lstm", **kwargs)
 
 
 def _pool(key: jax.Array, members: np.ndarray, n: int) -> np.ndarray:
@@ -128,52 +173,90 @@ def _pool(key: jax.Array, members: np.ndarray, n: int) -> np.ndarray:
   return members[which, np.arange(n) % members.shape[1]]
 
 
-def run_vae(seed: int = 0, steps: int = 5000, batch_size: int = 200, learning_rate: float = 1e-3,
-            latent: int = 2, encoder: Any = (100, 50), decoder: Any = (50, 100), n_train: int = 1000,
-            beta: float = 1.0, ensemble: int = 1, log_every: int = 1000) -> Outcome:
+def prepare_vae(seed: int = 0, steps: int = 5000, batch_size: int = 200,
+                learning_rate: float = 1e-3, latent: int = 2, encoder: Any = (100, 50),
+                decoder: Any = (50, 100), n_train: int = 1000, beta: float = 1.0,
+                ensemble: int = 1, log_every: int = 1000) -> Experiment:
   """The VAE on a noisy ring; scored by the energy distance of 1000 decoder means to fresh data."""
-  seeds = _seeds(seed, ensemble)
+  ensemble = _check_ensemble(ensemble)
   model = M.vae(2, latent, encoder, decoder)
+  objective, optimizer = O.neg_elbo(model, beta), T.adam(learning_rate)
   y = D.noisy_ring(seed, n_train)
   sy = D.Standardiser.fit(y)
-  fit = T.fit(model, O.neg_elbo(model, beta), {"y": sy.transform(y)}, steps=steps,
-              batch_size=batch_size, seed=seeds, log_every=log_every,
-              optimizer=T.adam(learning_rate))
-  k_sample, k_pool = jax.random.split(eval_key(seed))
-  draw = lambda p: model.sample(p, k_sample, N_SAMPLES)
-  means = sy.inverse(np.asarray(_members(draw, fit.params, ensemble)))  # [(K,) 1000, 2]
-  pred = {"y_train": y, "sample_means": means if ensemble == 1 else _pool(k_pool, means, N_SAMPLES)}
-  if ensemble > 1:
-    pred["sample_means_members"] = means
-  fresh = D.noisy_ring(seed + FRESH_DATA_SEED_OFFSET, N_SAMPLES)
-  return Outcome(model, fit, pred,
-                 {"energy_distance": metrics.energy_distance(pred["sample_means"], fresh)})
+
+  def evaluate(params):
+    k_sample, k_pool = jax.random.split(eval_key(seed))
+    draw = lambda p: model.sample(p, k_sample, N_SAMPLES)
+    means = sy.inverse(np.asarray(_members(draw, params, ensemble)))  # [(K,) 1000, 2]
+    pred = {"y_train": y,
+            "sample_means": means if ensemble == 1 else _pool(k_pool, means, N_SAMPLES)}
+    if ensemble > 1:
+      pred["sample_means_members"] = means
+    fresh = D.noisy_ring(seed + FRESH_DATA_SEED_OFFSET, N_SAMPLES)
+    return pred, {"energy_distance": metrics.energy_distance(pred["sample_means"], fresh)}
+
+  return _prepare("vae", model, objective, {"y": sy.transform(y)}, steps=steps,
+                  batch_size=batch_size, seed=_seeds(seed, ensemble), log_every=log_every,
+                  optimizer=optimizer, evaluate=evaluate, standardisers={"y": sy})
 
 
-def run_cvae(seed: int = 0, steps: int = 5000, batch_size: int = 5, learning_rate: float = 1e-3,
-             latent: int = 2, hidden: Any = (50, 50), variant: str = "tutorial", n_train: int = 100,
-             noise: float = 0.1, beta: float = 1.0, ensemble: int = 1,
-             log_every: int = 1000) -> Outcome:
+def prepare_cvae(seed: int = 0, steps: int = 5000, batch_size: int = 5,
+                 learning_rate: float = 1e-3, latent: int = 2, hidden: Any = (50, 50),
+                 variant: str = "tutorial", n_train: int = 100, noise: float = 0.1,
+                 beta: float = 1.0, ensemble: int = 1, log_every: int = 1000) -> Experiment:
   """The CVAE on a noisy step; 100 curves, each with one noise draw shared by every x."""
-  seeds = _seeds(seed, ensemble)
+  ensemble = _check_ensemble(ensemble)
   model = M.cvae(1, 1, latent, hidden, hidden, hidden, variant)
+  objective, optimizer = O.neg_elbo(model, beta), T.adam(learning_rate)
   d = D.step_function(seed, n=n_train, noise=noise)
   sx, sy = D.Standardiser.fit(d.x), D.Standardiser.fit(d.y)
-  fit = T.fit(model, O.neg_elbo(model, beta), {"x": sx.transform(d.x), "y": sy.transform(d.y)},
-              steps=steps, batch_size=batch_size, seed=seeds, log_every=log_every,
-              optimizer=T.adam(learning_rate))
-  x_test = jnp.asarray(sx.transform(d.x_test))
-  k_sample, k_pool = jax.random.split(eval_key(seed))
-  draw = lambda p: model.sample(p, k_sample, x_test, N_CURVES, shared_noise=True)
-  curves = sy.inverse(np.asarray(_members(draw, fit.params, ensemble)))  # [(K,) 100, 400, 1]
-  pred = {"x_test": d.x_test, "y_true": d.y_test,
-          "sample_means": curves if ensemble == 1 else _pool(k_pool, curves, N_CURVES),
-          "x_train": d.x, "y_train": d.y}
-  if ensemble > 1:
-    pred["sample_means_members"] = curves
-  away = (d.x_test[:, 0] < 0.45) | (d.x_test[:, 0] > 0.55)
-  err = np.abs(pred["sample_means"].mean(0) - d.y_test)[away]
-  return Outcome(model, fit, pred, {"max_abs_error_of_mean_away_from_step": float(err.max())})
+
+  def evaluate(params):
+    x_test = jnp.asarray(sx.transform(d.x_test))
+    k_sample, k_pool = jax.random.split(eval_key(seed))
+    draw = lambda p: model.sample(p, k_sample, x_test, N_CURVES, shared_noise=True)
+    curves = sy.inverse(np.asarray(_members(draw, params, ensemble)))  # [(K,) 100, 400, 1]
+    pred = {"x_test": d.x_test, "y_true": d.y_test,
+            "sample_means": curves if ensemble == 1 else _pool(k_pool, curves, N_CURVES),
+            "x_train": d.x, "y_train": d.y}
+    if ensemble > 1:
+      pred["sample_means_members"] = curves
+    away = (d.x_test[:, 0] < 0.45) | (d.x_test[:, 0] > 0.55)
+    err = np.abs(pred["sample_means"].mean(0) - d.y_test)[away]
+    return pred, {"max_abs_error_of_mean_away_from_step": float(err.max())}
+
+  return _prepare("cvae", model, objective, {"x": sx.transform(d.x), "y": sy.transform(d.y)},
+                  steps=steps, batch_size=batch_size, seed=_seeds(seed, ensemble),
+                  log_every=log_every, optimizer=optimizer, evaluate=evaluate,
+                  standardisers={"x": sx, "y": sy})
+
+
+PREPARERS = {"mlp": prepare_mlp, "rnn": prepare_rnn, "lstm": prepare_lstm, "vae": prepare_vae,
+             "cvae": prepare_cvae}
+
+
+def run_mlp(**kwargs) -> Outcome:
+  return run(prepare_mlp(**kwargs))
+
+
+def run_recurrent(cell: str = "rnn", **kwargs) -> Outcome:
+  return run(prepare_recurrent(cell, **kwargs))
+
+
+def run_rnn(**kwargs) -> Outcome:
+  return run(prepare_rnn(**kwargs))
+
+
+def run_lstm(**kwargs) -> Outcome:
+  return run(prepare_lstm(**kwargs))
+
+
+def run_vae(**kwargs) -> Outcome:
+  return run(prepare_vae(**kwargs))
+
+
+def run_cvae(**kwargs) -> Outcome:
+  return run(prepare_cvae(**kwargs))
 
 
 RUNNERS = {"mlp": run_mlp, "rnn": run_rnn, "lstm": run_lstm, "vae": run_vae, "cvae": run_cvae}

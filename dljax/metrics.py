@@ -33,4 +33,4 @@ def energy_distance(x: np.ndarray, y: np.ndarray) -> float:
   x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
   if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1] or not len(x) or not len(y):
     raise ValueError(f"x and y must be non-empty [n, d] and [m, d], got {x.shape} and {y.shape}")
-  return 2.0 * _mean_distance(x, y) - _mean_distance(x, x) - _mean_distance(y, y)
+  return float(2.0 * _mean_distance(x, y) - _mean_distance(x, x) - _mean_distance(y, y))

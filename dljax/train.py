@@ -190,10 +190,31 @@ def _check_data(data: Any, dtype: Any) -> dict[str, Array]:
   return arrays
 
 
+def check_fit_arguments(model: Any, objective: Objective, data: Mapping[str, Any], *, steps: int,
+                        batch_size: int, seed: int | Sequence[int] = 0, log_every: int = 1000,
+                        dtype: Any = jnp.float32) -> dict[str, Array]:
+  """Checks the arguments of ``fit`` (ValueError or TypeError naming the bad one); returns the
+  data as device arrays of ``dtype``. Nothing is compiled."""
+  _check_int("steps", steps, 1)
+  _check_int("log_every", log_every, 1)
+  _check_seed(seed)
+  arrays = _check_data(data, dtype)
+  n = next(iter(arrays.values())).shape[0]
+  batch_size = _check_int("batch_size", batch_size, 1)
+  if batch_size > n:
+    raise ValueError(f"batch_size must be at most the number of data rows ({n}), got {batch_size}")
+  if not hasattr(model, "init"):
+    raise TypeError(f"model must have an init(key, dtype) method, got {type(model).__name__}")
+  if not callable(objective):
+    raise TypeError(f"objective must be callable, got {type(objective).__name__}")
+  return arrays
+
+
 def fit(model: Any, objective: Objective, data: Mapping[str, Any], *, steps: int, batch_size: int,
         seed: int | Sequence[int] = 0, optimizer: optax.GradientTransformation | None = None,
         log_every: int = 1000, dtype: Any = jnp.float32, state: TrainState | None = None,
-        callback: Callable[[TrainState, dict[str, np.ndarray]], None] | None = None) -> FitResult:
+        callback: Callable[[TrainState, dict[str, np.ndarray], float], None] | None = None
+        ) -> FitResult:
   """Trains ``model`` on ``objective`` for ``steps`` steps of minibatch ``batch_size``.
 
   Args:
@@ -208,23 +229,16 @@ def fit(model: Any, objective: Objective, data: Mapping[str, Any], *, steps: int
     log_every: steps per compiled chunk, between progress lines.
     dtype: the floating dtype of parameters and data.
     state: continue from this state instead of the seed's initial one.
-    callback: called after each chunk with the state and that chunk's terms.
+    callback: called after each chunk as ``callback(state, terms, seconds)`` with the state,
+      that chunk's per-step terms and its wall time.
 
   Returns:
     ``FitResult(state, history, timings)``.
   """
-  steps = _check_int("steps", steps, 1)
-  log_every = _check_int("log_every", log_every, 1)
+  arrays = check_fit_arguments(model, objective, data, steps=steps, batch_size=batch_size,
+                               seed=seed, log_every=log_every, dtype=dtype)
   seeds, ensemble = _check_seed(seed)
-  arrays = _check_data(data, dtype)
-  n = next(iter(arrays.values())).shape[0]
-  batch_size = _check_int("batch_size", batch_size, 1)
-  if batch_size > n:
-    raise ValueError(f"batch_size must be at most the number of data rows ({n}), got {batch_size}")
-  if not hasattr(model, "init"):
-    raise TypeError(f"model must have an init(key, dtype) method, got {type(model).__name__}")
-  if not callable(objective):
-    raise TypeError(f"objective must be callable, got {type(objective).__name__}")
+  steps, batch_size, log_every = int(steps), int(batch_size), int(log_every)
   optimizer = adam() if optimizer is None else optimizer
 
   if state is None:
@@ -245,15 +259,15 @@ def fit(model: Any, objective: Objective, data: Mapping[str, Any], *, steps: int
                        batch_size=batch_size, length=length)
     terms = jax.tree.map(np.asarray, terms)  # waits for the chunk to finish
     done += length
-    elapsed = time.perf_counter() - t0
-    timings.setdefault("first_chunk", time.perf_counter() - t_chunk)
+    elapsed, chunk_s = time.perf_counter() - t0, time.perf_counter() - t_chunk
+    timings.setdefault("first_chunk", chunk_s)
     rate = done / elapsed
     log.info("step %d/%d  loss %.5g  %.0f steps/s  %.1f s left", start_step + done,
              start_step + steps, float(np.mean(terms["loss"][..., -1])), rate,
              (steps - done) / rate)
     chunks.append(terms)
     if callback is not None:
-      callback(state, terms)
+      callback(state, terms, chunk_s)
   timings["total"] = time.perf_counter() - t0
   rest = timings["total"] - timings["first_chunk"]
   rest_steps = steps - min(log_every, steps)

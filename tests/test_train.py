@@ -184,7 +184,7 @@ def test_callback_sees_every_chunk():
   """The callback is called once per chunk, with the chunk's terms."""
   seen = []
   T.fit(_RNN, O.mse(_RNN), _RNN_DATA, steps=25, batch_size=2, log_every=10,
-        callback=lambda state, terms: seen.append((int(state.step), terms["loss"].shape)))
+        callback=lambda state, terms, s: seen.append((int(state.step), terms["loss"].shape)))
   assert seen == [(10, (10,)), (20, (10,)), (25, (5,))]
 
 
