@@ -74,8 +74,8 @@ def _seeds(seed: int, ensemble: int) -> int | list[int]:
 
 
 def _members(fn, params, ensemble: int):
-  """fn(params) for one member, or vmapped over the members' axis."""
-  return fn(params) if ensemble == 1 else jax.vmap(fn)(params)
+  """fn(params) for one member, or vmapped over the members' axis; compiled as one program."""
+  return jax.jit(fn if ensemble == 1 else jax.vmap(fn))(params)
 
 
 def eval_key(seed: int) -> jax.Array:

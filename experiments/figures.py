@@ -1,0 +1,110 @@
+"""The tutorial's five figures, and training curves, drawn from a run's predictions (PNG)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _save(fig, path: str) -> None:
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def mlp(pred: dict[str, np.ndarray], path: str) -> None:
+  """Training data, the true f(x), the predictive mean and a +-2 std band."""
+  fig, ax = plt.subplots(figsize=(6.4, 4.8))
+  x, mean, std = pred["x_test"][:, 0], pred["y_mean"][:, 0], pred["y_std"][:, 0]
+  members = "y_mean_members" in pred
+  label = "mean $\\pm$ 2 std (noise + members)" if members else "mean $\\pm$ 2 std (learned noise)"
+  ax.fill_between(x, mean - 2 * std, mean + 2 * std, color="red", alpha=0.15, lw=0, label=label)
+  ax.plot(x, pred["y_true"][:, 0], "b-", lw=2, label="$f(x)$")
+  ax.plot(x, mean, "r--", lw=2.5, label="prediction")
+  ax.scatter(pred["x_train"][:, 0], pred["y_train"][:, 0], s=18, zorder=3,
+             label=f"{len(pred['x_train'])} training data")
+  ax.set_xlabel("$x$")
+  ax.set_ylabel("$f(x)$")
+  ax.legend(loc="lower left", fontsize=9)
+  _save(fig, path)
+
+
+def recurrent(pred: dict[str, np.ndarray], path: str) -> None:
+  """The series, the closed-loop forecast, and a dashed line where the training windows end."""
+  series, fc = pred["series"][:, 0], pred["forecast"][:, 0]
+  lags = len(series) - len(fc)
+  t = np.arange(len(fc))
+  fig, ax = plt.subplots(figsize=(6.4, 4.8))
+  if "forecast_members" in pred:
+    m = pred["forecast_members"][..., 0]
+    lo, hi = fc - 2 * m.std(0), fc + 2 * m.std(0)
+    ax.fill_between(t, lo, hi, color="red", alpha=0.2, lw=0, label="members: mean $\\pm$ 2 std")
+  ax.plot(t, series[lags:], "b-", lw=2, label="Exact")
+  ax.plot(t, fc, "r--", lw=2.5, label="Prediction (closed loop)")
+  n_windows = int(pred["n_train_windows"])
+  ax.axvline(n_windows, color="k", ls="--", lw=2)
+  ax.text(n_windows + 1, 1.55, "training windows end", fontsize=8, va="top")
+  ax.set_ylim(-1.8, 1.8)
+  ax.set_xlabel("$t$")
+  ax.set_ylabel("$y_t$")
+  ax.legend(loc="lower left", fontsize=9)
+  _save(fig, path)
+
+
+def vae(pred: dict[str, np.ndarray], path: str) -> None:
+  """Training data beside the decoder means of 1000 draws z ~ N(0, I)."""
+  fig, axes = plt.subplots(1, 2, figsize=(10, 5), sharex=True, sharey=True)
+  y, s = pred["y_train"], pred["sample_means"]
+  axes[0].scatter(y[:, 0], y[:, 1], s=8, color="blue")
+  axes[0].set_title(f"Training data ({len(y)})")
+  axes[1].scatter(s[:, 0], s[:, 1], s=8, color="red")
+  pooled = " (pooled over members)" if "sample_means_members" in pred else ""
+  axes[1].set_title(f"Generated samples: decoder means{pooled}")
+  for ax in axes:
+    ax.set_xlabel("$y_1$")
+    ax.set_ylabel("$y_2$")
+    ax.set_aspect("equal")
+  _save(fig, path)
+
+
+def cvae(pred: dict[str, np.ndarray], path: str) -> None:
+  """Training data and 100 conditional curves (one shared noise draw each), with their mean."""
+  fig, ax = plt.subplots(figsize=(6.4, 4.8))
+  x, curves = pred["x_test"][:, 0], pred["sample_means"][..., 0]
+  colors = plt.cm.tab10(np.arange(len(curves)) % 10)
+  for c, color in zip(curves, colors):
+    ax.plot(x, c, color=color, lw=1, alpha=0.7)
+  ax.plot(x, pred["y_true"][:, 0], "k-", lw=1.5, label="truth")
+  ax.plot(x, curves.mean(0), "k--", lw=2, label=f"mean of {len(curves)} curves")
+  ax.scatter(pred["x_train"][:, 0], pred["y_train"][:, 0], s=18, zorder=3, color="C0",
+             edgecolor="k", label=f"{len(pred['x_train'])} training data")
+  ax.set_xlabel("$x$")
+  ax.set_ylabel("$f(x)$")
+  ax.legend(loc="upper left", fontsize=9)
+  _save(fig, path)
+
+
+FIGURES = {"mlp": mlp, "rnn": recurrent, "lstm": recurrent, "vae": vae, "cvae": cvae}
+
+
+def loss_curves(history: dict[str, np.ndarray], path: str, title: str = "") -> None:
+  """Every loss term against the step: per-step values faint, a running mean of 100 on top."""
+  names = list(history)
+  fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.4), squeeze=False)
+  for ax, name in zip(axes[0], names):
+    v = np.atleast_2d(history[name])  # [K, steps]
+    steps = np.arange(1, v.shape[1] + 1)
+    width = min(100, v.shape[1])
+    for member in v:
+      ax.plot(steps, member, lw=0.5, alpha=0.25, color="C0")
+      smooth = np.convolve(member, np.ones(width) / width, mode="valid")
+      ax.plot(steps[width - 1:], smooth, lw=1.5, color="C1")
+    if np.all(v > 0):
+      ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_title(name)
+  fig.suptitle(f"{title} training (running mean of {min(100, len(steps))} steps)")
+  _save(fig, path)

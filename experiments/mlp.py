@@ -1,0 +1,26 @@
+r"""The tutorial's neural network: 1-50-50-1 tanh with a learned noise sigma, on x sin(4 pi x).
+
+  python -m experiments.mlp                       # the tutorial's settings -> runs/mlp
+  python -m experiments.mlp --ensemble=8 --hidden=64,64
+"""
+
+from absl import app, flags
+
+from experiments import common
+
+common.define_common_flags("mlp", steps=10_000, batch_size=10, learning_rate=1e-3)
+_HIDDEN = flags.DEFINE_list("hidden", ["50", "50"], "Hidden layer sizes.")
+_N_TRAIN = flags.DEFINE_integer("n_train", 100, "Training points (Latin hypercube on [0, 1]).")
+_NOISE = flags.DEFINE_float("noise", 0.1, "Standard deviation of the data's noise.")
+
+
+def main(argv):
+  if len(argv) > 1:
+    common.fail(f"unexpected arguments {argv[1:]}")
+  common.launch("mlp", lambda: {"hidden": common.int_list("hidden", _HIDDEN.value),
+                                "n_train": _N_TRAIN.value, "noise": _NOISE.value},
+                ("hidden", "n_train", "noise"))
+
+
+if __name__ == "__main__":
+  app.run(main)
