@@ -60,6 +60,9 @@ def save(path: str | os.PathLike, model: Any, params: Any, arrays: dict[str, Any
   directory = os.path.dirname(os.path.abspath(path))
   fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".msgpack")
   try:
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual mode of a new file
     with os.fdopen(fd, "wb") as f:
       f.write(blob)
       f.flush()

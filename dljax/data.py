@@ -27,6 +27,12 @@ def _check_count(name: str, n: int, minimum: int = 1) -> int:
   return int(n)
 
 
+def _check_noise(noise: float) -> float:
+  if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise < np.inf:
+    raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
+  return float(noise)
+
+
 def _latin_hypercube(n: int, seed: int) -> np.ndarray:
   """n points of [0, 1] by Latin hypercube sampling, [n, 1]."""
   return qmc.LatinHypercube(d=1, rng=np.random.default_rng(seed)).random(n)
@@ -35,6 +41,7 @@ def _latin_hypercube(n: int, seed: int) -> np.ndarray:
 def sine_wiggle(seed: int = 0, n: int = 100, noise: float = 0.1, n_test: int = 1000) -> Regression:
   """The network's data: x in [0, 1] by Latin hypercube, y = x sin(4 pi x) + noise eps."""
   n, n_test = _check_count("n", n), _check_count("n_test", n_test)
+  noise = _check_noise(noise)
   f = lambda x: x * np.sin(4.0 * np.pi * x)
   x = _latin_hypercube(n, seed)
   eps = np.random.default_rng([seed, 1]).standard_normal((n, 1))
@@ -45,6 +52,7 @@ def sine_wiggle(seed: int = 0, n: int = 100, noise: float = 0.1, n_test: int = 1
 def step_function(seed: int = 0, n: int = 100, noise: float = 0.1, n_test: int = 400) -> Regression:
   """The CVAE's data: x in [0, 1] by Latin hypercube, y = 1 (x <= 0.5) or 2.5 (x > 0.5), + noise eps."""
   n, n_test = _check_count("n", n), _check_count("n_test", n_test)
+  noise = _check_noise(noise)
   f = lambda x: np.where(x <= 0.5, 1.0, 2.5)
   x = _latin_hypercube(n, seed)
   eps = np.random.default_rng([seed, 1]).standard_normal((n, 1))

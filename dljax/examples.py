@@ -70,6 +70,8 @@ def _prepare(name, model, objective, data, *, steps, batch_size, seed, log_every
 
 
 def _seeds(seed: int, ensemble: int) -> int | list[int]:
+  """The seeds of an ensemble's members (checked first: they also seed the data)."""
+  seed = T._check_int("seed", seed, 0)
   return seed if ensemble == 1 else list(range(seed, seed + ensemble))
 
 
@@ -92,6 +94,7 @@ def prepare_mlp(seed: int = 0, steps: int = 10_000, batch_size: int = 10,
                 noise: float = 0.1, ensemble: int = 1, log_every: int = 1000) -> Experiment:
   """The neural network: 1-50-50-1 tanh, Gaussian NLL with a learned sigma, on x sin(4 pi x)."""
   ensemble = _check_ensemble(ensemble)
+  seeds, n_train = _seeds(seed, ensemble), T._check_int("n_train", n_train, 2)
   model = M.mlp(1, hidden, 1)
   optimizer = T.adam(learning_rate)
   d = D.sine_wiggle(seed, n=n_train, noise=noise)
@@ -117,7 +120,7 @@ def prepare_mlp(seed: int = 0, steps: int = 10_000, batch_size: int = 10,
 
   return _prepare("mlp", model, O.gaussian_nll(model),
                   {"x": sx.transform(d.x), "y": sy.transform(d.y)}, steps=steps,
-                  batch_size=batch_size, seed=_seeds(seed, ensemble), log_every=log_every,
+                  batch_size=batch_size, seed=seeds, log_every=log_every,
                   optimizer=optimizer, evaluate=evaluate, standardisers={"x": sx, "y": sy})
 
 
@@ -134,6 +137,7 @@ def prepare_recurrent(cell: str = "rnn", seed: int = 0, steps: int = 10_000, bat
   if cell not in ("rnn", "lstm"):
     raise ValueError(f"cell must be 'rnn' or 'lstm', got {cell!r}")
   ensemble = _check_ensemble(ensemble)
+  seeds = _seeds(seed, ensemble)
   lags = (5 if cell == "rnn" else 10) if lags is None else lags
   model = (M.rnn if cell == "rnn" else M.lstm)(1, hidden, 1)
   optimizer = T.adam(learning_rate, steps if decay else None)
@@ -154,7 +158,7 @@ def prepare_recurrent(cell: str = "rnn", seed: int = 0, steps: int = 10_000, bat
                   "rmse_all": metrics.rmse(pred["forecast"], series[lags:])}
 
   return _prepare(cell, model, O.mse(model), {"x": X, "y": Y}, steps=steps,
-                  batch_size=batch_size, seed=_seeds(seed, ensemble), log_every=log_every,
+                  batch_size=batch_size, seed=seeds, log_every=log_every,
                   optimizer=optimizer, evaluate=evaluate)
 
 
@@ -179,6 +183,7 @@ def prepare_vae(seed: int = 0, steps: int = 5000, batch_size: int = 200,
                 ensemble: int = 1, log_every: int = 1000) -> Experiment:
   """The VAE on a noisy ring; scored by the energy distance of 1000 decoder means to fresh data."""
   ensemble = _check_ensemble(ensemble)
+  seeds, n_train = _seeds(seed, ensemble), T._check_int("n_train", n_train, 2)
   model = M.vae(2, latent, encoder, decoder)
   objective, optimizer = O.neg_elbo(model, beta), T.adam(learning_rate)
   y = D.noisy_ring(seed, n_train)
@@ -196,7 +201,7 @@ def prepare_vae(seed: int = 0, steps: int = 5000, batch_size: int = 200,
     return pred, {"energy_distance": metrics.energy_distance(pred["sample_means"], fresh)}
 
   return _prepare("vae", model, objective, {"y": sy.transform(y)}, steps=steps,
-                  batch_size=batch_size, seed=_seeds(seed, ensemble), log_every=log_every,
+                  batch_size=batch_size, seed=seeds, log_every=log_every,
                   optimizer=optimizer, evaluate=evaluate, standardisers={"y": sy})
 
 
@@ -206,6 +211,7 @@ def prepare_cvae(seed: int = 0, steps: int = 5000, batch_size: int = 5,
                  beta: float = 1.0, ensemble: int = 1, log_every: int = 1000) -> Experiment:
   """The CVAE on a noisy step; 100 curves, each with one noise draw shared by every x."""
   ensemble = _check_ensemble(ensemble)
+  seeds, n_train = _seeds(seed, ensemble), T._check_int("n_train", n_train, 2)
   model = M.cvae(1, 1, latent, hidden, hidden, hidden, variant)
   objective, optimizer = O.neg_elbo(model, beta), T.adam(learning_rate)
   d = D.step_function(seed, n=n_train, noise=noise)
@@ -226,7 +232,7 @@ def prepare_cvae(seed: int = 0, steps: int = 5000, batch_size: int = 5,
     return pred, {"max_abs_error_of_mean_away_from_step": float(err.max())}
 
   return _prepare("cvae", model, objective, {"x": sx.transform(d.x), "y": sy.transform(d.y)},
-                  steps=steps, batch_size=batch_size, seed=_seeds(seed, ensemble),
+                  steps=steps, batch_size=batch_size, seed=seeds,
                   log_every=log_every, optimizer=optimizer, evaluate=evaluate,
                   standardisers={"x": sx, "y": sy})
 

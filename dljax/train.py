@@ -201,7 +201,7 @@ def _check_data(data: Any, dtype: Any) -> dict[str, Array]:
       raise ValueError(f"data arrays must have the same length, got {n} and "
                        f"{a_np.shape[0]} for data[{name!r}]")
     n = a_np.shape[0]
-    arrays[name] = jnp.asarray(a_np, dtype)
+    arrays[name] = a_np
   return arrays
 
 
@@ -222,7 +222,10 @@ def check_fit_arguments(model: Any, objective: Objective, data: Mapping[str, Any
     raise TypeError(f"model must have an init(key, dtype) method, got {type(model).__name__}")
   if not callable(objective):
     raise TypeError(f"objective must be callable, got {type(objective).__name__}")
-  return arrays
+  dtype = jnp.dtype(dtype)
+  if not jnp.issubdtype(dtype, jnp.floating):
+    raise TypeError(f"dtype must be a floating dtype, got {dtype}")
+  return {name: jnp.asarray(a, dtype) for name, a in arrays.items()}  # only now touch the device
 
 
 def fit(model: Any, objective: Objective, data: Mapping[str, Any], *, steps: int, batch_size: int,

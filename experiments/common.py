@@ -52,6 +52,13 @@ def enable_compilation_cache(path: str) -> None:
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
+def quiet_backend_probe() -> None:
+  """JAX logs at INFO that it found no TPU; absl shows INFO, so keep that line off stderr."""
+  import logging as std_logging  # noqa: PLC0415
+
+  std_logging.getLogger("jax._src.xla_bridge").setLevel(std_logging.WARNING)
+
+
 def fail(message: str) -> None:
   """Bad input: one line on stderr, exit status 2, no traceback."""
   prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "dljax"
@@ -169,6 +176,7 @@ def _write_json(path: str, obj: Any) -> None:
 def launch(name: str, settings_from_flags: Callable[[], dict[str, Any]], model_flags: tuple[str, ...]) -> None:
   """The body of a launcher's main(): flags -> prepared example -> run -> files."""
   FLAGS = flags.FLAGS
+  quiet_backend_probe()
   names = set(COMMON_FLAGS) | set(model_flags)
   try:
     settings = settings_from_flags()
@@ -177,6 +185,8 @@ def launch(name: str, settings_from_flags: Callable[[], dict[str, Any]], model_f
   settings.update({k: FLAGS[k].value for k in COMMON_FLAGS})
   enable_compilation_cache(FLAGS.compilation_cache)
   workdir = FLAGS.workdir
+  if not workdir:
+    fail("--workdir must be a folder path, got ''")
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     fail(f"--workdir {workdir!r} exists and is not a folder")
   experiment = prepare_or_fail(name, settings, names)

@@ -42,6 +42,9 @@ def main(argv):
   if not 0 < _STEPS_SCALE.value <= 1e3:
     common.fail(f"--steps_scale must be in (0, 1000], got {_STEPS_SCALE.value}")
   logging.set_verbosity(logging.WARNING)
+  common.quiet_backend_probe()
+  if not _WORKDIR.value:
+    common.fail("--workdir must be a folder path, got ''")
   common.enable_compilation_cache(_FLAGS.compilation_cache)
   prepared = {}
   for name in _EXAMPLES.value:  # every example checked before any is run
