@@ -52,6 +52,14 @@ def enable_compilation_cache(path: str) -> None:
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, with a malformed value reported as one line (``app.run``'s parser)."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    fail(str(e).splitlines()[0])
+
+
 def quiet_backend_probe() -> None:
   """JAX logs at INFO that it found no TPU; absl shows INFO, so keep that line off stderr."""
   import logging as std_logging  # noqa: PLC0415

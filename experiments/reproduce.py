@@ -80,4 +80,4 @@ def main(argv):
 _FLAGS = flags.FLAGS
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=common.parse_flags)

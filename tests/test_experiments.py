@@ -434,6 +434,8 @@ BAD_FLAGS = [
     pytest.param("rnn", ["unexpected_positional"], "unexpected_positional", id="rnn-positional"),
     pytest.param("mlp", ["--seed=-1"], "--seed", id="mlp-seed=-1"),
     pytest.param("mlp", ["--n_train=0"], "--n_train", id="mlp-n_train=0"),
+    pytest.param("mlp", ["--steps=abc"], "--steps", id="mlp-steps=abc"),
+    pytest.param("vae", ["--bogus=1"], "bogus", id="vae-unknown-flag"),
     pytest.param("mlp", ["--noise=-1"], "--noise", id="mlp-noise=-1"),
     pytest.param("cvae", ["--noise=nan"], "--noise", id="cvae-noise=nan"),
 ]
