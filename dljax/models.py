@@ -163,7 +163,15 @@ def _check_window(Y: Array, in_dim: int) -> None:
     raise ValueError(f"Y must have at least one lag, got shape {Y.shape}")
 
 
-def _unroll(lags: int, unroll: int | bool) -> int | bool:
+FULL_UNROLL_MAX_LAGS = 16  # "auto" unrolling: fully up to this many lags, else 2 lags per iteration
+
+
+def _unroll(lags: int, unroll: int | bool | None) -> int | bool:
+  """``lax.scan``'s unroll: ``None`` is auto (measured in BUILD_NOTES.md: a full unroll is
+  fastest for the tutorial's 5 and 10 lags, but its compile time and code size grow with the
+  lags and it slows down long windows; 2 is the best partial unroll at 100-200 lags)."""
+  if unroll is None:
+    return True if lags <= FULL_UNROLL_MAX_LAGS else 2
   return True if unroll is True or (not isinstance(unroll, bool) and unroll >= lags) else unroll
 
 
@@ -171,13 +179,14 @@ def _unroll(lags: int, unroll: int | bool) -> int | bool:
 class RNN:
   """h_t = tanh(h_{t-1} W + y_{t-1} U + b), h = 0 before the first lag; yhat = h V + c after the last.
 
-  ``unroll`` is passed to ``jax.lax.scan`` over the lags (``True``: fully unrolled).
+  ``unroll`` is passed to ``jax.lax.scan`` over the lags (``True``: fully unrolled; ``None``,
+  the default: fully up to 16 lags, else 2).
   """
 
   in_dim: int = 1
   hidden: int = 4
   out_dim: int = 1
-  unroll: int | bool = True
+  unroll: int | bool | None = None
 
   def init(self, key: Array, dtype: Any = jnp.float32) -> Params:
     dtype = _check_float_dtype(dtype)
@@ -205,7 +214,7 @@ class RNN:
     return h @ params["V"] + params["c"]
 
 
-def rnn(in_dim: int = 1, hidden: int = 4, out_dim: int = 1, unroll: int | bool = True) -> RNN:
+def rnn(in_dim: int = 1, hidden: int = 4, out_dim: int = 1, unroll: int | bool | None = None) -> RNN:
   """The tutorial's recurrent network (hidden size 4)."""
   return RNN(_check_size("in_dim", in_dim), _check_size("hidden", hidden),
              _check_size("out_dim", out_dim), unroll)
@@ -228,7 +237,7 @@ class LSTM:
   in_dim: int = 1
   hidden: int = 4
   out_dim: int = 1
-  unroll: int | bool = True
+  unroll: int | bool | None = None
 
   def init(self, key: Array, dtype: Any = jnp.float32) -> Params:
     dtype = _check_float_dtype(dtype)
@@ -269,7 +278,8 @@ class LSTM:
     return h @ params["V"] + params["c"]
 
 
-def lstm(in_dim: int = 1, hidden: int = 4, out_dim: int = 1, unroll: int | bool = True) -> LSTM:
+def lstm(in_dim: int = 1, hidden: int = 4, out_dim: int = 1,
+         unroll: int | bool | None = None) -> LSTM:
   """The tutorial's LSTM (hidden size 4)."""
   return LSTM(_check_size("in_dim", in_dim), _check_size("hidden", hidden),
               _check_size("out_dim", out_dim), unroll)

@@ -1,0 +1,324 @@
+r"""Benchmarks the training engine on whatever devices JAX sees; writes JSON, plots and a table.
+
+  python -m experiments.benchmark                         # full run (a few minutes on 2 CPU cores)
+  python -m experiments.benchmark --tiny                  # seconds: what CI runs so it cannot rot
+  python -m experiments.benchmark --sections=models,ensemble --workdir=/tmp/bench
+
+Sections:
+  models    each example at the tutorial's settings: steps/s of the fused engine (median of
+            --repeats runs after a warm-up), compile time, XLA's memory estimate and the process's
+            peak RSS, and steps/s of a plain Python loop calling the jitted ``train_step``
+            once per step (the usual Flax-example loop) on the same model and data;
+  lags      RNN and LSTM steps/s against the number of lags (5 to 200);
+  hidden    RNN and LSTM steps/s against the hidden size (4 to 512);
+  batch     VAE steps/s against the batch size (1 to 8192), with achieved FLOP/s (XLA's cost
+            analysis of one step times steps/s) against the machine's matmul peak, measured in
+            the same run by a large float32 ``jnp.dot``;
+  ensemble  each example's wall time for K members (1 to 256) as one vmapped program.
+Each sweep point also records how many programs were compiled for it (1 for a new shape).
+"""
+
+import json
+import os
+import platform
+import resource
+import statistics
+import time
+
+from absl import app, flags, logging
+
+from experiments import common
+
+SECTIONS = ("models", "lags", "hidden", "batch", "ensemble")
+_WORKDIR = flags.DEFINE_string("workdir", os.path.join("runs", "benchmark"), "Output folder.")
+_SECTIONS = flags.DEFINE_list("sections", list(SECTIONS), "Sections to run.")
+_REPEATS = flags.DEFINE_integer("repeats", 3, "Timed repeats per measurement (median).")
+_TINY = flags.DEFINE_bool("tiny", False, "A seconds-long configuration (CI): few steps, two "
+                          "points per sweep.")
+common.define_cache_flag()
+
+EXAMPLES = ("mlp", "rnn", "lstm", "vae", "cvae")
+
+
+def _median_time(fn, repeats: int) -> float:
+  times = []
+  for _ in range(repeats):
+    t = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - t)
+  return statistics.median(times)
+
+
+def _peak_rss_mb() -> float:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: kB
+
+
+class Bench:
+  """Measurements on prepared examples (``dljax.examples``) with the engine's compiled chunk."""
+
+  def __init__(self, repeats: int, tiny: bool):
+    import jax  # noqa: PLC0415
+
+    from dljax import examples, train  # noqa: PLC0415
+
+    self.jax, self.E, self.T = jax, examples, train
+    self.repeats, self.tiny = repeats, tiny
+
+  def prepare(self, name: str, **settings):
+    return self.E.PREPARERS[name](**settings)
+
+  def fused(self, exp, steps: int, log_every: int | None = None) -> dict:
+    """Steps/s of ``fit``: the first call (compiles if the shape is new), then timed repeats."""
+    kw = dict(exp.fit_kwargs, steps=steps, log_every=log_every or steps)
+    cache = self.T._chunk._cache_size() + self.T._chunk_ensemble._cache_size()
+    t = time.perf_counter()
+    self.T.fit(exp.model, exp.objective, exp.data, **kw)
+    first = time.perf_counter() - t
+    compiled = self.T._chunk._cache_size() + self.T._chunk_ensemble._cache_size() - cache
+    wall = _median_time(lambda: self.T.fit(exp.model, exp.objective, exp.data, **kw), self.repeats)
+    return {"steps": steps, "wall_s": wall, "steps_per_s": steps / wall, "first_call_s": first,
+            "programs_compiled": compiled}
+
+  def compile_seconds(self, exp) -> dict:
+    """Lowering plus XLA compilation of the training chunk, ahead of time, and XLA's memory."""
+    jax, T = self.jax, self.T
+    kw = exp.fit_kwargs
+    seeds = kw["seed"] if isinstance(kw["seed"], list) else [kw["seed"]]
+    state, key = T._init_and_keys(exp.model, kw["optimizer"], jax.numpy.float32, seeds,
+                                  isinstance(kw["seed"], list))
+    t = time.perf_counter()
+    compiled = T._chunk.lower(state, key, exp.data, objective=exp.objective,
+                              optimizer=kw["optimizer"], batch_size=kw["batch_size"],
+                              length=kw["log_every"] + 1).compile()  # a length no run has used
+    seconds = time.perf_counter() - t
+    m = compiled.memory_analysis()
+    mb = None if m is None else (m.argument_size_in_bytes + m.output_size_in_bytes
+                                 + m.temp_size_in_bytes - m.alias_size_in_bytes) / 2**20
+    return {"compile_s": seconds, "xla_memory_mb": mb}
+
+  def python_loop(self, exp, steps: int) -> dict:
+    """The usual loop: host-drawn minibatch indices, one jitted ``train_step`` call per step."""
+    import numpy as np  # noqa: PLC0415
+
+    jax, T = self.jax, self.T
+    kw = exp.fit_kwargs
+    opt = kw["optimizer"]
+    n = next(iter(exp.data.values())).shape[0]
+    rng = np.random.default_rng(0)
+
+    def run():
+      state = T.init_state(exp.model, kw["seed"], opt)
+      key = jax.random.PRNGKey(1)
+      for step in range(steps):
+        idx = rng.choice(n, kw["batch_size"], replace=False)
+        batch = {k: v[idx] for k, v in exp.data.items()}
+        state, terms = T.train_step(state, batch, jax.random.fold_in(key, step),
+                                    objective=exp.objective, optimizer=opt)
+      jax.block_until_ready(state)
+
+    run()  # compile
+    wall = _median_time(run, self.repeats)
+    return {"steps": steps, "wall_s": wall, "steps_per_s": steps / wall}
+
+  def step_flops(self, exp) -> float:
+    """XLA's count of floating-point operations in one training step."""
+    jax, T = self.jax, self.T
+    kw = exp.fit_kwargs
+    state = T.init_state(exp.model, kw["seed"], kw["optimizer"])
+    batch = {k: v[:kw["batch_size"]] for k, v in exp.data.items()}
+    lowered = T.train_step.lower(state, batch, jax.random.PRNGKey(0), objective=exp.objective,
+                                 optimizer=kw["optimizer"])
+    cost = lowered.compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    return float(cost.get("flops", float("nan")))
+
+  def matmul_peak(self, n: int) -> float:
+    """FLOP/s of a float32 [n, n] @ [n, n] ``jnp.dot`` (median of repeats)."""
+    jnp = self.jax.numpy
+    a = jnp.ones((n, n), jnp.float32)
+    f = self.jax.jit(lambda x: jnp.dot(x, x))
+    f(a).block_until_ready()
+    wall = _median_time(lambda: f(a).block_until_ready(), max(self.repeats, 5))
+    return 2.0 * n**3 / wall
+
+
+def section_models(b: Bench) -> list[dict]:
+  rows = []
+  loop_steps = 200 if b.tiny else 2000
+  for name in EXAMPLES:
+    steps = 200 if b.tiny else (10_000 if name in ("mlp", "rnn", "lstm") else 5000)
+    exp = b.prepare(name, steps=steps, log_every=min(1000, steps))
+    row = {"example": name, **b.compile_seconds(exp)}
+    row["fused"] = b.fused(exp, steps, log_every=min(1000, steps))
+    row["python_loop"] = b.python_loop(exp, loop_steps)
+    row["fused_over_loop"] = row["fused"]["steps_per_s"] / row["python_loop"]["steps_per_s"]
+    row["peak_rss_mb"] = _peak_rss_mb()
+    logging.warning("models %s: %s", name, json.dumps(row))
+    rows.append(row)
+  return rows
+
+
+def _sweep(b: Bench, name: str, key: str, values, steps: int, **fixed) -> list[dict]:
+  rows = []
+  for v in values:
+    exp = b.prepare(name, steps=steps, log_every=steps, **{key: v}, **fixed)
+    row = {"example": name, key: v, **b.fused(exp, steps)}
+    logging.warning("%s %s=%s: %.0f steps/s", name, key, v, row["steps_per_s"])
+    rows.append(row)
+  return rows
+
+
+def section_lags(b: Bench) -> list[dict]:
+  values = (3, 6) if b.tiny else (5, 10, 20, 50, 100, 200)
+  steps = 100 if b.tiny else 1000
+  # lags up to 200 need a longer series: 3 x 200 points of sin(pi t), the first two thirds train
+  return [r for cell in ("rnn", "lstm")
+          for r in _sweep(b, cell, "lags", values, steps, n_points=700)]
+
+
+def section_hidden(b: Bench) -> list[dict]:
+  values = (4, 8) if b.tiny else (4, 16, 64, 256, 512)
+  steps = 100 if b.tiny else 1000
+  return [r for cell in ("rnn", "lstm") for r in _sweep(b, cell, "hidden", values, steps)]
+
+
+def section_batch(b: Bench) -> dict:
+  values = (1, 64) if b.tiny else (1, 8, 64, 512, 4096, 8192)
+  steps = 20 if b.tiny else 200
+  rows = _sweep(b, "vae", "batch_size", values, steps, n_train=max(values))
+  for row in rows:
+    exp = b.prepare("vae", batch_size=row["batch_size"], n_train=max(values), steps=steps,
+                    log_every=steps)
+    row["flops_per_step"] = b.step_flops(exp)
+    row["flop_per_s"] = row["flops_per_step"] * row["steps_per_s"]
+  peak = b.matmul_peak(512 if b.tiny else 2048)
+  for row in rows:
+    row["fraction_of_matmul_peak"] = row["flop_per_s"] / peak
+  return {"matmul_peak_flop_per_s": peak, "rows": rows}
+
+
+def section_ensemble(b: Bench) -> list[dict]:
+  values = (1, 4) if b.tiny else (1, 4, 16, 64, 256)
+  rows = []
+  for name in EXAMPLES:
+    steps = 20 if b.tiny else (1000 if name in ("mlp", "rnn", "lstm", "cvae") else 200)
+    base = None
+    for k in values:
+      exp = b.prepare(name, steps=steps, log_every=steps, ensemble=k)
+      row = {"example": name, "ensemble": k, **b.fused(exp, steps)}
+      base = base or row["wall_s"]
+      row["wall_over_one_member"] = row["wall_s"] / base
+      logging.warning("ensemble %s K=%d: %.3f s (%.1fx one member)", name, k, row["wall_s"],
+                      row["wall_over_one_member"])
+      rows.append(row)
+  return rows
+
+
+RUNNERS = {"models": section_models, "lags": section_lags, "hidden": section_hidden,
+           "batch": section_batch, "ensemble": section_ensemble}
+
+
+def plots(results: dict, workdir: str) -> list[str]:
+  import matplotlib  # noqa: PLC0415
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # noqa: PLC0415
+
+  made = []
+
+  def loglog(rows, x, y, series, title, ylabel, path):
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for s in sorted({r[series] for r in rows}):
+      pts = [(r[x], r[y]) for r in rows if r[series] == s]
+      ax.loglog(*zip(*pts), "o-", label=s)
+    ax.set_xlabel(x)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(os.path.join(workdir, path), dpi=100)
+    plt.close(fig)
+    made.append(path)
+
+  for key in ("lags", "hidden"):
+    if key in results:
+      loglog(results[key], key, "steps_per_s", "example", f"steps/s against {key}", "steps/s",
+             f"scaling_{key}.png")
+  if "batch" in results:
+    loglog(results["batch"]["rows"], "batch_size", "steps_per_s", "example",
+           "VAE steps/s against batch size", "steps/s", "scaling_batch.png")
+  if "ensemble" in results:
+    loglog(results["ensemble"], "ensemble", "wall_over_one_member", "example",
+           "wall time of K members / one member", "ratio", "scaling_ensemble.png")
+  return made
+
+
+def table(results: dict, header: str) -> str:
+  out = [header]
+  if "models" in results:
+    out += ["", "| example | fused steps/s | Python loop steps/s | fused / loop | compile (s) | "
+            "XLA memory (MB) | peak RSS (MB) |", "|---|---|---|---|---|---|---|"]
+    for r in results["models"]:
+      out.append(f"| {r['example']} | {r['fused']['steps_per_s']:,.0f} | "
+                 f"{r['python_loop']['steps_per_s']:,.0f} | {r['fused_over_loop']:.1f}x | "
+                 f"{r['compile_s']:.2f} | {r['xla_memory_mb']:.2f} | {r['peak_rss_mb']:.0f} |")
+  for key in ("lags", "hidden"):
+    if key in results:
+      out += ["", f"| example | {key} | steps/s | first call (s) | programs compiled |",
+              "|---|---|---|---|---|"]
+      out += [f"| {r['example']} | {r[key]} | {r['steps_per_s']:,.0f} | {r['first_call_s']:.2f} "
+              f"| {r['programs_compiled']} |" for r in results[key]]
+  if "batch" in results:
+    peak = results["batch"]["matmul_peak_flop_per_s"]
+    out += ["", f"VAE against batch size; matmul peak {peak / 1e9:.1f} GFLOP/s.", "",
+            "| batch | steps/s | GFLOP/step | GFLOP/s | fraction of peak |", "|---|---|---|---|---|"]
+    out += [f"| {r['batch_size']} | {r['steps_per_s']:,.1f} | {r['flops_per_step'] / 1e9:.4f} | "
+            f"{r['flop_per_s'] / 1e9:.1f} | {r['fraction_of_matmul_peak']:.0%} |"
+            for r in results["batch"]["rows"]]
+  if "ensemble" in results:
+    out += ["", "| example | K | steps | wall (s) | wall / one member |", "|---|---|---|---|---|"]
+    out += [f"| {r['example']} | {r['ensemble']} | {r['steps']} | {r['wall_s']:.3f} | "
+            f"{r['wall_over_one_member']:.1f}x |" for r in results["ensemble"]]
+  return "\n".join(out) + "\n"
+
+
+def main(argv):
+  if len(argv) > 1:
+    common.fail(f"unexpected arguments {argv[1:]}")
+  unknown = [s for s in _SECTIONS.value if s not in SECTIONS]
+  if unknown or not _SECTIONS.value:
+    common.fail(f"--sections must be some of {','.join(SECTIONS)}, got "
+                f"{','.join(_SECTIONS.value)!r}")
+  if _REPEATS.value < 1:
+    common.fail(f"--repeats must be >= 1, got {_REPEATS.value}")
+  if not _WORKDIR.value:
+    common.fail("--workdir must be a folder path, got ''")
+  common.quiet_backend_probe()
+  common.enable_compilation_cache(flags.FLAGS.compilation_cache)
+  import jax  # noqa: PLC0415
+
+  b = Bench(_REPEATS.value, _TINY.value)
+  results = {"machine": {"platform": platform.platform(), "processor": platform.processor(),
+                         "cpu_count": os.cpu_count(), "devices": [str(d) for d in jax.devices()],
+                         "device_kind": jax.devices()[0].device_kind},
+             "versions": common.versions(), "tiny": _TINY.value, "repeats": _REPEATS.value}
+  for section in _SECTIONS.value:
+    results[section] = RUNNERS[section](b)
+  results["peak_rss_mb"] = _peak_rss_mb()
+  os.makedirs(_WORKDIR.value, exist_ok=True)
+  with open(os.path.join(_WORKDIR.value, "benchmark.json"), "w") as f:
+    json.dump(results, f, indent=1)
+  m = results["machine"]
+  header = (f"Machine: {m['cpu_count']} CPU cores, devices {m['devices']}, jax "
+            f"{results['versions']['jax']}; repeats {_REPEATS.value} (medians); "
+            f"peak RSS {results['peak_rss_mb']:.0f} MB.")
+  md = table(results, header)
+  with open(os.path.join(_WORKDIR.value, "benchmark.md"), "w") as f:
+    f.write(md)
+  plots(results, _WORKDIR.value)
+  print(md)
+
+
+if __name__ == "__main__":
+  app.run(main, flags_parser=common.parse_flags)
