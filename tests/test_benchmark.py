@@ -1,0 +1,44 @@
+"""The benchmark script in its tiny configuration, so that it cannot rot (CI runs it)."""
+
+import json
+import os
+import subprocess
+import sys
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_tiny_benchmark_writes_json_table_and_plots(tmp_path):
+  """--tiny runs every section and writes benchmark.json, benchmark.md and four log-log plots."""
+  proc = subprocess.run(
+      [sys.executable, "-m", "experiments.benchmark", "--tiny", "--repeats=1",
+       f"--workdir={tmp_path}", f"--compilation_cache={tmp_path / 'cache'}"],
+      cwd=_ROOT, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  results = json.loads((tmp_path / "benchmark.json").read_text())
+  assert [r["example"] for r in results["models"]] == ["mlp", "rnn", "lstm", "vae", "cvae"]
+  for r in results["models"]:
+    assert r["fused"]["steps_per_s"] > 0 and r["python_loop"]["steps_per_s"] > 0
+    assert r["compile_s"] > 0 and r["fused"]["programs_compiled"] <= 1
+  # every new shape in a sweep compiles exactly one program
+  assert all(r["programs_compiled"] == 1 for r in results["lags"] + results["hidden"])
+  batch = results["batch"]
+  assert batch["matmul_peak_flop_per_s"] > 1e8
+  flops = [r["flops_per_step"] for r in batch["rows"]]
+  assert flops[1] > 10 * flops[0]  # batch 64 costs far more arithmetic than batch 1
+  assert {r["ensemble"] for r in results["ensemble"]} == {1, 4}
+  table = (tmp_path / "benchmark.md").read_text()
+  assert "| mlp |" in table and "fraction of peak" in table
+  for name in ("scaling_lags", "scaling_hidden", "scaling_batch", "scaling_ensemble"):
+    assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_benchmark_rejects_unknown_section(tmp_path):
+  """An unknown --sections value stops with one line naming the flag and writes nothing."""
+  proc = subprocess.run([sys.executable, "-m", "experiments.benchmark", "--sections=models,foo",
+                         f"--workdir={tmp_path / 'out'}"], cwd=_ROOT, capture_output=True,
+                        text=True, timeout=120)
+  assert proc.returncode != 0
+  lines = [l for l in proc.stderr.splitlines() if l.strip()]
+  assert len(lines) == 1 and "--sections" in lines[0]
+  assert not (tmp_path / "out").exists()
