@@ -90,21 +90,31 @@ def cvae(pred: dict[str, np.ndarray], path: str) -> None:
 FIGURES = {"mlp": mlp, "rnn": recurrent, "lstm": recurrent, "vae": vae, "cvae": cvae}
 
 
+def _buckets(v: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+  """Split a per-step series into at most n equal buckets: (last step, 10th percentile, mean,
+  90th percentile) of each."""
+  size = max(1, len(v) // n)
+  m = len(v) // size * size
+  b = v[:m].reshape(-1, size)
+  steps = np.arange(size, m + 1, size)
+  lo, hi = np.percentile(b, [10, 90], axis=1)
+  return steps, lo, b.mean(1), hi
+
+
 def loss_curves(history: dict[str, np.ndarray], path: str, title: str = "") -> None:
-  """Every loss term against the step: per-step values faint, a running mean of 100 on top."""
+  """Every loss term against the step: the 10-90% range of the per-step values in each of ~400
+  buckets (faint band) and their mean (line); one band and line per ensemble member."""
   names = list(history)
   fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.4), squeeze=False)
   for ax, name in zip(axes[0], names):
     v = np.atleast_2d(history[name])  # [K, steps]
-    steps = np.arange(1, v.shape[1] + 1)
-    width = min(100, v.shape[1])
     for member in v:
-      ax.plot(steps, member, lw=0.5, alpha=0.25, color="C0")
-      smooth = np.convolve(member, np.ones(width) / width, mode="valid")
-      ax.plot(steps[width - 1:], smooth, lw=1.5, color="C1")
+      steps, lo, mean, hi = _buckets(member, 400)
+      ax.fill_between(steps, lo, hi, color="C0", alpha=0.25, lw=0)
+      ax.plot(steps, mean, lw=1.2, color="C1")
     if np.all(v > 0):
       ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_title(name)
-  fig.suptitle(f"{title} training (running mean of {min(100, len(steps))} steps)")
+  fig.suptitle(f"{title} training: per-step 10-90% range (band) and mean (line) per bucket")
   _save(fig, path)
