@@ -184,7 +184,7 @@ def _check_seed(seed: Any) -> tuple[list[int], bool]:
   return seeds, True
 
 
-def _check_data(data: Any, dtype: Any) -> dict[str, Array]:
+def _check_data(data: Any) -> dict[str, np.ndarray]:
   if not isinstance(data, Mapping) or not data:
     raise ValueError(f"data must be a non-empty dict of arrays, got {type(data).__name__}")
   arrays, n = {}, None
@@ -213,7 +213,7 @@ def check_fit_arguments(model: Any, objective: Objective, data: Mapping[str, Any
   _check_int("steps", steps, 1)
   _check_int("log_every", log_every, 1)
   _check_seed(seed)
-  arrays = _check_data(data, dtype)
+  arrays = _check_data(data)
   n = next(iter(arrays.values())).shape[0]
   batch_size = _check_int("batch_size", batch_size, 1)
   if batch_size > n:
