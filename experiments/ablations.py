@@ -6,7 +6,12 @@ fused gate matmul vs four separate ones, and donation of the chunk's state.
 Each line compares two variants in the same process (median of 5 fits after a warm-up). It
 swaps engine internals for the comparison, so it is a measurement script, not library code.
 """
-import time, statistics, functools, jax, jax.numpy as jnp, numpy as np
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+
 from dljax import examples as E, train as T, models as M
 
 def bench(exp, model=None, objective=None, reps=5):

@@ -132,8 +132,6 @@ def prepare_or_fail(name: str, settings: dict[str, Any], flag_names: set[str]):
 
 def run_and_write(experiment, workdir: str, config: dict[str, Any]) -> dict[str, Any]:
   """Trains a prepared example and writes the run's files into ``workdir``; returns metrics.json."""
-  import jax  # noqa: PLC0415
-
   from dljax import checkpoint, examples  # noqa: PLC0415
   from experiments import figures  # noqa: PLC0415
 

@@ -412,7 +412,6 @@ def test_neg_elbo_accepts_zero_and_integer_beta():
 
 def test_y_shape_mismatch_raises():
   """A y of another shape than the model's output raises ValueError (no silent broadcasting)."""
-  key = jax.random.key(0)
   model = models.mlp(1, (4,), 1)
   params = _random_params(model, 0, dtype=jnp.float32)
   x = jnp.zeros((5, 1))
