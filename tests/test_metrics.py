@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import scipy.integrate
 import scipy.spatial.distance
 import scipy.stats
 
@@ -85,3 +86,84 @@ def test_rmse_rejects_shape_mismatch():
     metrics.rmse(np.zeros(5), np.zeros((5, 1)))
   with pytest.raises(ValueError, match="same shape"):
     metrics.rmse(np.zeros((5, 2)), np.zeros((5, 1)))
+
+
+# ----------------------------------------------------------------------------------------------
+# Proper scores of Gaussian mixtures, each against an independent computation.
+
+_RNG = np.random.default_rng(7)
+_MU = _RNG.normal(size=(3, 5))  # 3 members, 5 points
+_SIGMA = _RNG.uniform(0.3, 1.5, size=(3, 5))
+_Y = _RNG.normal(size=5)
+
+
+def _mixture_cdf(x, mu, sigma):
+  return np.mean(scipy.stats.norm.cdf(x, mu, sigma))
+
+
+def test_mixture_nll_against_scipy_density():
+  """mixture_nll equals -log of the mean of scipy's normal pdfs over members."""
+  want = -np.log(np.mean(scipy.stats.norm.pdf(_Y, _MU, _SIGMA), axis=0))
+  np.testing.assert_allclose(metrics.mixture_nll(_Y, _MU, _SIGMA), want, rtol=1e-12)
+
+
+def test_mixture_nll_is_not_the_members_average():
+  """The mixture's NLL is at most the average of the members' NLLs (Jensen), strictly here."""
+  members = -scipy.stats.norm.logpdf(_Y, _MU, _SIGMA).mean(0)
+  assert np.all(metrics.mixture_nll(_Y, _MU, _SIGMA) < members)
+
+
+def test_mixture_moments_against_monte_carlo():
+  """Mixture mean and std against 400k draws of the mixture."""
+  rng = np.random.default_rng(0)
+  k = rng.integers(0, 3, size=400_000)
+  draws = rng.normal(_MU[k, 0], _SIGMA[k, 0])
+  mean, std = metrics.mixture_moments(_MU[:, 0], _SIGMA[:, 0])
+  assert abs(mean - draws.mean()) < 5 * draws.std() / np.sqrt(len(draws))
+  assert abs(std - draws.std()) < 0.01 * std
+
+
+@pytest.mark.parametrize("i", range(3))
+def test_mixture_crps_against_integral(i):
+  """CRPS = integral of (F(x) - 1{x >= y})^2 dx, computed by quadrature."""
+  mu, sigma, y = _MU[:, i], _SIGMA[:, i], _Y[i]
+  f = lambda x: (_mixture_cdf(x, mu, sigma) - (x >= y)) ** 2
+  want = sum(scipy.integrate.quad(f, a, b, limit=200)[0] for a, b in ((-np.inf, y), (y, np.inf)))
+  np.testing.assert_allclose(metrics.mixture_crps(y, mu, sigma), want, rtol=1e-6)
+
+
+def test_gaussian_crps_closed_form():
+  """For one member the CRPS is sigma [z (2 Phi(z) - 1) + 2 phi(z) - 1 / sqrt(pi)]."""
+  z = (_Y - _MU[0]) / _SIGMA[0]
+  want = _SIGMA[0] * (z * (2 * scipy.stats.norm.cdf(z) - 1) + 2 * scipy.stats.norm.pdf(z) - 1 / np.sqrt(np.pi))
+  np.testing.assert_allclose(metrics.mixture_crps(_Y, _MU[:1], _SIGMA[:1]), want, rtol=1e-10)
+
+
+def test_mixture_quantile_inverts_the_cdf():
+  """The mixture's CDF at its q-quantile is q."""
+  for q in (0.05, 0.25, 0.5, 0.975):
+    x = metrics.mixture_quantile(q, _MU, _SIGMA)
+    got = np.mean(scipy.stats.norm.cdf(x[None], _MU, _SIGMA), axis=0)
+    np.testing.assert_allclose(got, q, atol=1e-10)
+
+
+def test_coverage_of_a_calibrated_predictive():
+  """Data drawn from the predictive itself are covered at the nominal rates (20k points)."""
+  rng = np.random.default_rng(1)
+  n = 20_000
+  mu = rng.normal(size=(4, n))
+  sigma = rng.uniform(0.2, 1.0, size=(4, n))
+  k = rng.integers(0, 4, size=n)
+  y = rng.normal(mu[k, np.arange(n)], sigma[k, np.arange(n)])
+  for level, got in metrics.coverage(y, mu, sigma).items():
+    assert abs(got - level) < 4 * np.sqrt(level * (1 - level) / n)
+
+
+def test_scores_reject_bad_predictives():
+  """Non-positive sigma and mismatched shapes raise ValueError naming the argument."""
+  with pytest.raises(ValueError, match="sigma"):
+    metrics.mixture_nll(_Y, _MU, -_SIGMA)
+  with pytest.raises(ValueError, match="mu and sigma"):
+    metrics.mixture_crps(_Y, _MU, _SIGMA[:2])
+  with pytest.raises(ValueError, match="q"):
+    metrics.mixture_quantile(1.5, _MU, _SIGMA)
