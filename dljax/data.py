@@ -38,11 +38,16 @@ def _latin_hypercube(n: int, seed: int) -> np.ndarray:
   return qmc.LatinHypercube(d=1, rng=np.random.default_rng(seed)).random(n)
 
 
+def wiggle(x: np.ndarray) -> np.ndarray:
+  """The network's noise-free function f(x) = x sin(4 pi x)."""
+  return x * np.sin(4.0 * np.pi * x)
+
+
 def sine_wiggle(seed: int = 0, n: int = 100, noise: float = 0.1, n_test: int = 1000) -> Regression:
   """The network's data: x in [0, 1] by Latin hypercube, y = x sin(4 pi x) + noise eps."""
   n, n_test = _check_count("n", n), _check_count("n_test", n_test)
   noise = _check_noise(noise)
-  f = lambda x: x * np.sin(4.0 * np.pi * x)
+  f = wiggle
   x = _latin_hypercube(n, seed)
   eps = np.random.default_rng([seed, 1]).standard_normal((n, 1))
   x_test = np.linspace(0.0, 1.0, n_test)[:, None]

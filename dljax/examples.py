@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy import stats
 
 from dljax import data as D
 from dljax import forecast, metrics
@@ -89,6 +90,20 @@ def _check_ensemble(ensemble: Any) -> int:
   return T._check_int("ensemble", ensemble, 1)
 
 
+def _scores(y: np.ndarray, mu: np.ndarray, sigma: np.ndarray, ensemble: int) -> dict[str, float]:
+  """Proper scores of the (mixture) predictive on held-out y, per data point."""
+  if ensemble == 1:
+    mu, sigma = mu[None], sigma[None]  # a mixture of one
+  mean, _ = metrics.mixture_moments(mu, sigma)
+  members_nll = -np.mean(stats.norm.logpdf(y[None], mu, sigma))  # the members' average NLL
+  cover = metrics.coverage(y, mu, sigma)
+  return {"fresh_nll": float(np.mean(metrics.mixture_nll(y, mu, sigma))),
+          "fresh_members_nll": float(members_nll),
+          "fresh_crps": float(np.mean(metrics.mixture_crps(y, mu, sigma))),
+          "fresh_rmse": metrics.rmse(mean, y),
+          **{f"coverage_{round(100 * level)}": c for level, c in cover.items()}}
+
+
 def prepare_mlp(seed: int = 0, steps: int = 10_000, batch_size: int = 10,
                 learning_rate: float = 1e-3, hidden: Any = (50, 50), n_train: int = 100,
                 noise: float = 0.1, ensemble: int = 1, log_every: int = 1000) -> Experiment:
@@ -100,11 +115,20 @@ def prepare_mlp(seed: int = 0, steps: int = 10_000, batch_size: int = 10,
   d = D.sine_wiggle(seed, n=n_train, noise=noise)
   sx, sy = D.Standardiser.fit(d.x), D.Standardiser.fit(d.y)
 
+  # Fresh draws of the data process (x ~ U[0, 1], independent of the training draws), on which
+  # the predictive is scored as a mixture of the members' Gaussians.
+  fresh = np.random.default_rng([seed, FRESH_DATA_SEED_OFFSET])
+  x_fresh = fresh.uniform(0.0, 1.0, (N_SAMPLES, 1)).astype(np.float32)
+  y_fresh = D.wiggle(x_fresh) + noise * fresh.standard_normal((N_SAMPLES, 1))
+
   def evaluate(params):
-    x_test = jnp.asarray(sx.transform(d.x_test))
-    F, log_sigma = _members(lambda p: model.predict(p, x_test), params, ensemble)
-    mu = np.asarray(sy.inverse(np.asarray(F)))  # [(K,) 1000, 1]
-    sigma = np.asarray(sy.inverse_scale(np.exp(np.asarray(log_sigma))))
+    x_all = jnp.asarray(sx.transform(np.concatenate([d.x_test, x_fresh])))
+    F, log_sigma = _members(lambda p: model.predict(p, x_all), params, ensemble)
+    mu_all = np.asarray(sy.inverse(np.asarray(F)))  # [(K,) 1000 + 1000, 1]
+    sigma_all = np.asarray(sy.inverse_scale(np.exp(np.asarray(log_sigma))))
+    n_test = d.x_test.shape[0]
+    mu, sigma = mu_all[..., :n_test, :], sigma_all[..., :n_test, :]
+    scores = _scores(y_fresh, mu_all[..., n_test:, :], sigma_all[..., n_test:, :], ensemble)
     if ensemble == 1:
       y_mean, y_std = mu, sigma
     else:  # the mixture of the members' Gaussians: its mean and standard deviation
@@ -116,7 +140,8 @@ def prepare_mlp(seed: int = 0, steps: int = 10_000, batch_size: int = 10,
             "x_train": d.x, "y_train": d.y}
     if ensemble > 1:
       pred.update(y_mean_members=mu, y_std_members=sigma, sigma_members=sigma_learned)
-    return pred, {"rmse": metrics.rmse(y_mean, d.y_test), "sigma": float(np.mean(pred["sigma"]))}
+    return pred, {"rmse": metrics.rmse(y_mean, d.y_test), "sigma": float(np.mean(pred["sigma"])),
+                  **scores}
 
   return _prepare("mlp", model, O.gaussian_nll(model),
                   {"x": sx.transform(d.x), "y": sy.transform(d.y)}, steps=steps,

@@ -48,3 +48,12 @@ def test_cvae_conditional_mean_follows_the_step():
   out = E.run_cvae(seed=0)
   assert out.predictions["sample_means"].shape == (100, 400, 1)
   assert out.metrics["max_abs_error_of_mean_away_from_step"] <= 0.1
+
+
+def test_network_ensemble_is_calibrated_on_fresh_data():
+  """8 members, scored as a mixture on 1000 fresh draws: the 90% interval covers 85-95%, and the
+  mixture's NLL is below the members' average NLL (measured: 0.898; -0.814 vs -0.775)."""
+  out = E.run_mlp(seed=0, ensemble=8)
+  assert 0.85 <= out.metrics["coverage_90"] <= 0.95
+  assert out.metrics["fresh_nll"] < out.metrics["fresh_members_nll"]
+  assert out.predictions["y_mean_members"].shape == (8, 1000, 1)
