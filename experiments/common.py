@@ -206,3 +206,11 @@ def int_list(flag: str, values: list[str]) -> tuple[int, ...]:
     return tuple(int(v) for v in values)
   except ValueError:
     raise ValueError(f"{flag} must be comma-separated integers, got {','.join(values)!r}") from None
+
+
+def float_list(flag: str, values: list[str]) -> tuple[float, ...]:
+  """A comma-separated flag of numbers as floats (ValueError naming the flag)."""
+  try:
+    return tuple(float(v) for v in values)
+  except ValueError:
+    raise ValueError(f"{flag} must be comma-separated numbers, got {','.join(values)!r}") from None

@@ -435,6 +435,8 @@ BAD_FLAGS = [
     pytest.param("mlp", ["--seed=-1"], "--seed", id="mlp-seed=-1"),
     pytest.param("mlp", ["--n_train=0"], "--n_train", id="mlp-n_train=0"),
     pytest.param("mlp", ["--steps=abc"], "--steps", id="mlp-steps=abc"),
+    pytest.param("mlp", ["--x_range=2,1"], "--x_range", id="mlp-x_range=2,1"),
+    pytest.param("mlp", ["--x_range=a"], "--x_range", id="mlp-x_range=a"),
     pytest.param("vae", ["--bogus=1"], "bogus", id="vae-unknown-flag"),
     pytest.param("mlp", ["--noise=-1"], "--noise", id="mlp-noise=-1"),
     pytest.param("cvae", ["--noise=nan"], "--noise", id="cvae-noise=nan"),
