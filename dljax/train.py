@@ -163,6 +163,12 @@ def _init(seeds, model, optimizer, dtype, ensemble):
   return (jax.vmap(init) if ensemble else init)(seeds)
 
 
+@functools.partial(jax.jit, static_argnames=("ensemble",))
+def _train_keys(seeds, ensemble):
+  train_key = lambda s: keys_from_seed(s)[1]
+  return (jax.vmap(train_key) if ensemble else train_key)(seeds)
+
+
 # ----------------------------------------------------------------------------------------------
 # Argument checks: all before anything is compiled.
 
@@ -259,11 +265,11 @@ def fit(model: Any, objective: Objective, data: Mapping[str, Any], *, steps: int
   steps, batch_size, log_every = int(steps), int(batch_size), int(log_every)
   optimizer = adam() if optimizer is None else optimizer
 
-  initial, train_key = _init_and_keys(model, optimizer, dtype, seeds, ensemble)
   if state is None:
-    state = initial
-  else:  # the caller's arrays must survive the donation to the first chunk
+    state, train_key = _init_and_keys(model, optimizer, dtype, seeds, ensemble)
+  else:  # resume: only the keys; the caller's arrays must survive the donation to the chunk
     state = jax.tree.map(jnp.copy, state)
+    train_key = _train_keys(jnp.asarray(seeds if ensemble else seeds[0]), ensemble=ensemble)
   run = _chunk_ensemble if ensemble else _chunk
 
   start_step = int(np.max(np.asarray(state.step)))
