@@ -152,8 +152,7 @@ def prepare_mlp(seed: int = 0, steps: int = 10_000, batch_size: int = 10,
     if ensemble == 1:
       y_mean, y_std = mu, sigma
     else:  # the mixture of the members' Gaussians: its mean and standard deviation
-      y_mean = mu.mean(0)
-      y_std = np.sqrt(np.maximum(np.mean(sigma**2 + mu**2, axis=0) - y_mean**2, 0.0))
+      y_mean, y_std = (m.astype(mu.dtype) for m in metrics.mixture_moments(mu, sigma))
     sigma_learned = sigma[..., 0, :]  # [(K,) R]: the homoscedastic noise is the same at every x
     pred = {"x_test": d.x_test, "y_true": d.y_test, "y_mean": y_mean, "y_std": y_std,
             "sigma": sigma_learned if ensemble == 1 else sigma_learned.mean(0),
