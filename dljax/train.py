@@ -234,6 +234,41 @@ def check_fit_arguments(model: Any, objective: Objective, data: Mapping[str, Any
   return {name: jnp.asarray(a, dtype) for name, a in arrays.items()}  # only now touch the device
 
 
+class DivergenceError(FloatingPointError):
+  """Training produced a non-finite loss or parameter; ``step`` is the first step affected."""
+
+  def __init__(self, message: str, step: int, name: str):
+    super().__init__(message)
+    self.step, self.name = step, name
+
+
+@jax.jit
+def _finite_leaves(params: Params) -> Params:
+  return jax.tree.map(lambda a: jnp.all(jnp.isfinite(a)), params)
+
+
+def _check_finite(terms: Mapping[str, np.ndarray], params: Params, first_step: int) -> None:
+  """Raises DivergenceError naming the first step and loss term (or parameter) not finite.
+
+  ``terms[name][..., i]`` is the loss at step ``first_step + i + 1`` (counting steps from 1).
+  """
+  bad = {name: np.flatnonzero(~np.isfinite(v).reshape(-1, v.shape[-1]).all(0))
+         for name, v in terms.items()}
+  bad = {name: idx[0] for name, idx in bad.items() if idx.size}
+  if bad:
+    name = min(bad, key=lambda k: (bad[k], k != "loss"))
+    step = first_step + int(bad[name]) + 1
+    raise DivergenceError(f"training diverged at step {step}: loss term {name!r} is not finite",
+                          step, name)
+  finite = jax.tree_util.tree_flatten_with_path(_finite_leaves(params))[0]
+  for path, ok in finite:
+    if not bool(ok):
+      name = jax.tree_util.keystr(path)
+      step = first_step + next(iter(terms.values())).shape[-1]
+      raise DivergenceError(f"training diverged by step {step}: parameter {name} is not finite",
+                            step, name)
+
+
 def fit(model: Any, objective: Objective, data: Mapping[str, Any], *, steps: int, batch_size: int,
         seed: int | Sequence[int] = 0, optimizer: optax.GradientTransformation | None = None,
         log_every: int = 1000, dtype: Any = jnp.float32, state: TrainState | None = None,
@@ -254,10 +289,15 @@ def fit(model: Any, objective: Objective, data: Mapping[str, Any], *, steps: int
     dtype: the floating dtype of parameters and data.
     state: continue from this state instead of the seed's initial one.
     callback: called after each chunk as ``callback(state, terms, seconds)`` with the state,
-      that chunk's per-step terms and its wall time.
+      that chunk's per-step terms and its wall time. Chunks end at multiples of ``log_every``
+      steps counted from step 0. An exception raised by the callback stops training.
 
   Returns:
     ``FitResult(state, history, timings)``.
+
+  Raises:
+    DivergenceError: at the end of the first chunk whose loss terms or parameters are not
+      finite, naming the step and the term; the callback does not see that chunk.
   """
   arrays = check_fit_arguments(model, objective, data, steps=steps, batch_size=batch_size,
                                seed=seed, log_every=log_every, dtype=dtype)
@@ -276,11 +316,14 @@ def fit(model: Any, objective: Objective, data: Mapping[str, Any], *, steps: int
   chunks, done, t0 = [], 0, time.perf_counter()
   timings = {}
   while done < steps:
-    length = min(log_every, steps - done)
+    # Chunks end at multiples of log_every (counted from step 0), so a resumed run stops where
+    # an uninterrupted one does, and callbacks (checkpoints) see the same steps.
+    length = min(log_every - (start_step + done) % log_every, steps - done)
     t_chunk = time.perf_counter()
     state, terms = run(state, train_key, arrays, objective=objective, optimizer=optimizer,
                        batch_size=batch_size, length=length)
     terms = jax.tree.map(np.asarray, terms)  # waits for the chunk to finish
+    _check_finite(terms, state.params, start_step + done)
     done += length
     elapsed, chunk_s = time.perf_counter() - t0, time.perf_counter() - t_chunk
     timings.setdefault("first_chunk", chunk_s)
@@ -293,7 +336,7 @@ def fit(model: Any, objective: Objective, data: Mapping[str, Any], *, steps: int
       callback(state, terms, chunk_s)
   timings["total"] = time.perf_counter() - t0
   rest = timings["total"] - timings["first_chunk"]
-  rest_steps = steps - min(log_every, steps)
+  rest_steps = steps - chunks[0]["loss"].shape[-1]
   timings["steps_per_s"] = rest_steps / rest if rest_steps else steps / timings["total"]
   history = {k: np.concatenate([c[k] for c in chunks], axis=-1) for k in chunks[0]}
   return FitResult(state, history, timings)
