@@ -54,6 +54,31 @@ def sine_wiggle(seed: int = 0, n: int = 100, noise: float = 0.1, n_test: int = 1
   return Regression(*(a.astype(np.float32) for a in (x, f(x) + noise * eps, x_test, f(x_test))))
 
 
+CUBIC_TRAIN_RANGE = (-4.0, 4.0)  # the Deep Ensembles toy's training inputs, x ~ U[-4, 4]
+CUBIC_TEST_RANGE = (-6.0, 6.0)  # and its plotting range, beyond the data on both sides
+
+
+def cube(x: np.ndarray) -> np.ndarray:
+  """The Deep Ensembles toy's noise-free function f(x) = x^3."""
+  return x**3
+
+
+def cubic(seed: int = 0, n: int = 20, noise: float = 3.0, n_test: int = 1000) -> Regression:
+  """The Deep Ensembles toy (Lakshminarayanan et al. 2017, Figure 1; from Hernandez-Lobato and
+  Adams 2015): x ~ U[-4, 4] i.i.d., y = x^3 + noise eps, eps ~ N(0, 1); test grid on [-6, 6].
+
+  x from ``default_rng(seed)``, eps from ``default_rng([seed, 1])`` (as the tutorial's data).
+  """
+  seed = _check_count("seed", seed, 0)
+  n, n_test = _check_count("n", n), _check_count("n_test", n_test)
+  noise = _check_noise(noise)
+  x = np.random.default_rng(seed).uniform(*CUBIC_TRAIN_RANGE, (n, 1))
+  eps = np.random.default_rng([seed, 1]).standard_normal((n, 1))
+  x_test = np.linspace(*CUBIC_TEST_RANGE, n_test)[:, None]
+  arrays = (x, cube(x) + noise * eps, x_test, cube(x_test))
+  return Regression(*(a.astype(np.float32) for a in arrays))
+
+
 def step_function(seed: int = 0, n: int = 100, noise: float = 0.1, n_test: int = 400) -> Regression:
   """The CVAE's data: x in [0, 1] by Latin hypercube, y = 1 (x <= 0.5) or 2.5 (x > 0.5), + noise eps."""
   n, n_test = _check_count("n", n), _check_count("n_test", n_test)

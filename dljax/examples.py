@@ -90,13 +90,17 @@ def _check_ensemble(ensemble: Any) -> int:
   return T._check_int("ensemble", ensemble, 1)
 
 
-def _check_range(name: str, value: Any) -> tuple[float, float]:
+def _check_range(name: str, value: Any, interval: tuple[float, float] = (0.0, 1.0)
+                 ) -> tuple[float, float]:
+  """(low, high), finite, low < high, overlapping ``interval`` (the training inputs' interval)."""
   try:
     lo, hi = (float(v) for v in value)
   except (TypeError, ValueError):
     raise ValueError(f"{name} must be two numbers (low, high), got {value!r}") from None
-  if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi and lo <= 1.0 and hi >= 0.0):
-    raise ValueError(f"{name} must be finite with low < high, overlapping [0, 1], got {value!r}")
+  a, b = interval
+  if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi and lo <= b and hi >= a):
+    raise ValueError(f"{name} must be finite with low < high, overlapping the training inputs' "
+                     f"[{a:g}, {b:g}], got {value!r}")
   return lo, hi
 
 
@@ -114,32 +118,78 @@ def _scores(y: np.ndarray, mu: np.ndarray, sigma: np.ndarray, ensemble: int) -> 
           **{f"coverage_{round(100 * level)}": c for level, c in cover.items()}}
 
 
+class MLPDataset(NamedTuple):
+  """A data set of the network example: how to make it, and its defaults."""
+
+  make: Callable[..., D.Regression]  # (seed, n=, noise=) -> training pairs and a test grid
+  f: Callable[[np.ndarray], np.ndarray]  # the noise-free function
+  interval: tuple[float, float]  # the training inputs' interval; fresh x ~ U[interval]
+  n_train: int
+  noise: float
+  x_range: tuple[float, float]  # default interval of the test inputs and the figure
+
+
+MLP_DATASETS = {
+    "wiggle": MLPDataset(D.sine_wiggle, D.wiggle, (0.0, 1.0), 100, 0.1, (0.0, 1.0)),
+    "cubic": MLPDataset(D.cubic, D.cube, D.CUBIC_TRAIN_RANGE, 20, 3.0, D.CUBIC_TEST_RANGE),
+}
+
+
+def _check_dataset(dataset: Any) -> MLPDataset:
+  if not isinstance(dataset, str) or dataset not in MLP_DATASETS:
+    raise ValueError(f"dataset must be one of {', '.join(map(repr, MLP_DATASETS))}, "
+                     f"got {dataset!r}")
+  return MLP_DATASETS[dataset]
+
+
+def _check_epsilon(name: str, value: Any) -> float:
+  if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < np.inf:
+    raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+  return float(value)
+
+
 def prepare_mlp(seed: int = 0, steps: int = 10_000, batch_size: int = 10,
-                learning_rate: float = 1e-3, hidden: Any = (50, 50), n_train: int = 100,
-                noise: float = 0.1, ensemble: int = 1, log_every: int = 1000,
-                x_range: tuple[float, float] = (0.0, 1.0)) -> Experiment:
+                learning_rate: float = 1e-3, hidden: Any = (50, 50), n_train: int | None = None,
+                noise: float | None = None, ensemble: int = 1, log_every: int = 1000,
+                x_range: tuple[float, float] | None = None, dataset: str = "wiggle",
+                heteroscedastic: bool = False, adversarial: bool = False,
+                adversarial_epsilon: float = 0.01) -> Experiment:
   """The neural network: 1-50-50-1 tanh, Gaussian NLL with a learned sigma, on x sin(4 pi x).
 
-  ``x_range`` is the interval of the 1000 test inputs (the training inputs stay in [0, 1]), e.g.
-  (-0.25, 1.25) to see the predictive widen away from the data; the RMSE is taken over the test
-  inputs inside [0, 1].
+  ``dataset``: "wiggle" (the tutorial's: 100 points on [0, 1], noise 0.1) or "cubic" (the Deep
+  Ensembles toy: y = x^3 + 3 eps, 20 points x ~ U[-4, 4], test grid on [-6, 6]); ``n_train``,
+  ``noise`` and ``x_range`` default (None) to the data set's. ``x_range`` is the interval of the
+  1000 test inputs, e.g. (-0.25, 1.25) to see the predictive widen away from the data; it must
+  overlap the training inputs' interval, and the RMSE is taken over the test inputs inside it.
+  ``heteroscedastic``: a per-x noise head log sigma(x) instead of one learned sigma.
+  ``adversarial``: FGSM training (``objectives.adversarial``) with epsilon =
+  ``adversarial_epsilon`` times the range of the standardised training inputs (the units the
+  model sees; the same fraction of the range in original units).
   """
+  ds = _check_dataset(dataset)
   ensemble = _check_ensemble(ensemble)
+  n_train = ds.n_train if n_train is None else n_train
+  noise = ds.noise if noise is None else noise
   seeds, n_train = _seeds(seed, ensemble), T._check_int("n_train", n_train, 2)
-  lo, hi = _check_range("x_range", x_range)
-  model = M.mlp(1, hidden, 1)
+  lo, hi = _check_range("x_range", ds.x_range if x_range is None else x_range, ds.interval)
+  adversarial_epsilon = _check_epsilon("adversarial_epsilon", adversarial_epsilon)
+  model = M.mlp(1, hidden, 1, heteroscedastic=bool(heteroscedastic))
   optimizer = T.adam(learning_rate)
-  d = D.sine_wiggle(seed, n=n_train, noise=noise)
+  d = ds.make(seed, n=n_train, noise=noise)
   x_test = np.linspace(lo, hi, d.x_test.shape[0], dtype=np.float32)[:, None]
-  d = d._replace(x_test=x_test, y_test=D.wiggle(x_test))
-  inside = (x_test[:, 0] >= 0.0) & (x_test[:, 0] <= 1.0)
+  d = d._replace(x_test=x_test, y_test=ds.f(x_test))
+  inside = (x_test[:, 0] >= ds.interval[0]) & (x_test[:, 0] <= ds.interval[1])
   sx, sy = D.Standardiser.fit(d.x), D.Standardiser.fit(d.y)
+  objective = O.gaussian_nll(model)
+  if adversarial:
+    x_seen = sx.transform(d.x)
+    objective = O.adversarial(objective, adversarial_epsilon * float(x_seen.max() - x_seen.min()))
 
-  # Fresh draws of the data process (x ~ U[0, 1], independent of the training draws), on which
-  # the predictive is scored as a mixture of the members' Gaussians.
+  # Fresh draws of the data process (x ~ U[interval], independent of the training draws), on
+  # which the predictive is scored as a mixture of the members' Gaussians.
   fresh = np.random.default_rng([seed, FRESH_DATA_SEED_OFFSET])
-  x_fresh = fresh.uniform(0.0, 1.0, (N_SAMPLES, 1)).astype(np.float32)
-  y_fresh = D.wiggle(x_fresh) + noise * fresh.standard_normal((N_SAMPLES, 1))
+  x_fresh = fresh.uniform(*ds.interval, (N_SAMPLES, 1)).astype(np.float32)
+  y_fresh = ds.f(x_fresh) + noise * fresh.standard_normal((N_SAMPLES, 1))
 
   def evaluate(params):
     x_all = jnp.asarray(sx.transform(np.concatenate([d.x_test, x_fresh])))
@@ -153,17 +203,20 @@ def prepare_mlp(seed: int = 0, steps: int = 10_000, batch_size: int = 10,
       y_mean, y_std = mu, sigma
     else:  # the mixture of the members' Gaussians: its mean and standard deviation
       y_mean, y_std = (m.astype(mu.dtype) for m in metrics.mixture_moments(mu, sigma))
-    sigma_learned = sigma[..., 0, :]  # [(K,) R]: the homoscedastic noise is the same at every x
+    # The learned noise sigma: [(K,) R] when homoscedastic (the same at every x); per test input,
+    # [(K,) N_test, R], when heteroscedastic. "sigma" is its members' mean.
+    sigma_learned = sigma if model.heteroscedastic else sigma[..., 0, :]
     pred = {"x_test": d.x_test, "y_true": d.y_test, "y_mean": y_mean, "y_std": y_std,
             "sigma": sigma_learned if ensemble == 1 else sigma_learned.mean(0),
             "x_train": d.x, "y_train": d.y}
     if ensemble > 1:
       pred.update(y_mean_members=mu, y_std_members=sigma, sigma_members=sigma_learned)
+    sigma_inside = pred["sigma"][inside] if model.heteroscedastic else pred["sigma"]
     return pred, {"rmse": metrics.rmse(y_mean[inside], d.y_test[inside]),
-                  "sigma": float(np.mean(pred["sigma"])),
+                  "sigma": float(np.mean(sigma_inside)),  # over the training inputs' interval
                   **scores}
 
-  return _prepare("mlp", model, O.gaussian_nll(model),
+  return _prepare("mlp", model, objective,
                   {"x": sx.transform(d.x), "y": sy.transform(d.y)}, steps=steps,
                   batch_size=batch_size, seed=seeds, log_every=log_every,
                   optimizer=optimizer, evaluate=evaluate, standardisers={"x": sx, "y": sy})

@@ -132,6 +132,40 @@ class CVAENegELBO:
     return nll + self.beta * kl, {"nll": nll, "kl": kl}
 
 
+@dataclasses.dataclass(frozen=True)
+class Adversarial:
+  """Adversarial training by the fast gradient sign method (Goodfellow et al. 2015), as in Deep
+  Ensembles (Lakshminarayanan et al. 2017): the objective at the batch plus at its perturbation
+
+    x' = x + epsilon sign(grad_x l(params, x, y)),   loss = l(params, x, y) + l(params, x', y),
+
+  the paper's sum (so epsilon = 0 gives 2 l). ``l`` is the wrapped objective, a minibatch mean
+  of per-example terms: the sign of its x-gradient is each example's own direction. The
+  direction is held constant (``stop_gradient``) when differentiating in the parameters.
+  ``epsilon`` is in the units of ``batch["x"]``. Terms: the wrapped objective's, and the same
+  with an ``adversarial_`` prefix at x'.
+  """
+
+  objective: GaussianNLL | MeanSquaredError
+  epsilon: float
+
+  @property
+  def model(self) -> Any:
+    return self.objective.model
+
+  def batch_shapes(self) -> dict[str, tuple[int | None, ...]] | None:
+    """The wrapped objective's batch (x' has the shape of x)."""
+    declared = getattr(self.objective, "batch_shapes", None)
+    return declared() if callable(declared) else None
+
+  def __call__(self, params: M.Params, batch: Batch, key: Array | None = None):
+    at = lambda x: self.objective(params, {**batch, "x": x}, key)
+    (loss, terms), grad_x = jax.value_and_grad(at, has_aux=True)(batch["x"])
+    x_adv = batch["x"] + self.epsilon * jnp.sign(jax.lax.stop_gradient(grad_x))
+    loss_adv, terms_adv = at(x_adv)
+    return loss + loss_adv, {**terms, **{f"adversarial_{k}": v for k, v in terms_adv.items()}}
+
+
 def _check_model(name: str, model: Any, kinds: tuple[type, ...]) -> None:
   if not isinstance(model, kinds):
     want = " or ".join(k.__name__ for k in kinds)
@@ -161,3 +195,15 @@ def neg_elbo(model: M.VAE | M.CVAE, beta: float = 1.0) -> VAENegELBO | CVAENegEL
   _check_model("neg_elbo", model, (M.VAE, M.CVAE))
   beta = _check_beta(beta)
   return VAENegELBO(model, beta) if isinstance(model, M.VAE) else CVAENegELBO(model, beta)
+
+
+def adversarial(objective: GaussianNLL | MeanSquaredError, epsilon: float) -> Adversarial:
+  """``objective`` trained adversarially: l(x) + l(x + epsilon sign(grad_x l(x))) (see
+  ``Adversarial``); ``epsilon`` >= 0 in the units of the inputs the model sees."""
+  if not isinstance(objective, (GaussianNLL, MeanSquaredError)):
+    raise TypeError(f"adversarial needs a GaussianNLL or MeanSquaredError objective, got "
+                    f"{type(objective).__name__}")
+  if (isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not epsilon >= 0
+      or math.isinf(epsilon)):
+    raise ValueError(f"epsilon must be a finite number >= 0, got {epsilon!r}")
+  return Adversarial(objective, float(epsilon))

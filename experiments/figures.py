@@ -16,19 +16,31 @@ def _save(fig, path: str) -> None:
 
 
 def mlp(pred: dict[str, np.ndarray], path: str) -> None:
-  """Training data, the true f(x), the predictive mean and a +-2 std band."""
+  """Training data, the true f(x), the predictive (mixture) mean and a +-2 std band, on x_test.
+
+  The y axis shows the truth, the data and the mean with a margin of a quarter of their span;
+  a band wider than that is cut at the frame (a heteroscedastic noise head can grow without
+  bound away from the data).
+  """
   fig, ax = plt.subplots(figsize=(6.4, 4.8))
   x, mean, std = pred["x_test"][:, 0], pred["y_mean"][:, 0], pred["y_std"][:, 0]
   members = "y_mean_members" in pred
-  label = "mean $\\pm$ 2 std (noise + members)" if members else "mean $\\pm$ 2 std (learned noise)"
-  ax.fill_between(x, mean - 2 * std, mean + 2 * std, color="red", alpha=0.15, lw=0, label=label)
+  noise = "per-x noise" if pred["sigma"].ndim > 1 else "learned noise"  # [N, R] or [R]
+  label = f"mean $\\pm$ 2 std ({noise} + members)" if members else f"mean $\\pm$ 2 std ({noise})"
+  lo, hi = mean - 2 * std, mean + 2 * std
+  ax.fill_between(x, lo, hi, color="red", alpha=0.15, lw=0, label=label)
   ax.plot(x, pred["y_true"][:, 0], "b-", lw=2, label="$f(x)$")
   ax.plot(x, mean, "r--", lw=2.5, label="prediction")
   ax.scatter(pred["x_train"][:, 0], pred["y_train"][:, 0], s=18, zorder=3,
              label=f"{len(pred['x_train'])} training data")
+  shown = np.concatenate([pred["y_true"][:, 0], pred["y_train"][:, 0], mean])
+  pad = 0.25 * (shown.max() - shown.min())
+  bottom = max(min(lo.min(), shown.min()), shown.min() - pad)
+  top = min(max(hi.max(), shown.max()), shown.max() + pad)
+  ax.set_ylim(bottom - 0.05 * (top - bottom), top + 0.05 * (top - bottom))
   ax.set_xlabel("$x$")
   ax.set_ylabel("$f(x)$")
-  ax.legend(loc="lower left", fontsize=9)
+  ax.legend(loc="best", fontsize=9)
   _save(fig, path)
 
 
