@@ -25,6 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from dljax import distributed as _dist
+
 Array = jax.Array
 Params = Any
 Objective = Callable[[Params, dict, Array], tuple[Array, dict]]
@@ -128,11 +130,31 @@ _STATIC = ("objective", "optimizer", "batch_size", "length")
 _chunk = jax.jit(_run_chunk, static_argnames=_STATIC, donate_argnums=0)
 
 
-@functools.partial(jax.jit, static_argnames=_STATIC, donate_argnums=0)
-def _chunk_ensemble(state, train_key, data, objective, optimizer, batch_size, length):
+def _run_ensemble(state, train_key, data, objective, optimizer, batch_size, length):
   """The same chunk for K members at once: vmap over (state, train_key), the data shared."""
   run = lambda s, k: _run_chunk(s, k, data, objective, optimizer, batch_size, length)
   return jax.vmap(run)(state, train_key)
+
+
+_chunk_ensemble = jax.jit(_run_ensemble, static_argnames=_STATIC, donate_argnums=0)
+
+
+@functools.partial(jax.jit, static_argnames=(*_STATIC, "mesh"), donate_argnums=0)
+def _chunk_sharded(state, train_key, data, objective, optimizer, batch_size, length, mesh):
+  """``_chunk_ensemble`` with the members split across ``mesh``'s ``"members"`` axis.
+
+  ``shard_map``: each device runs the vmapped chunk on its own K / D members and the whole data,
+  with no communication. (Plain ``jit`` of ``_chunk_ensemble`` on the sharded state also runs,
+  but XLA does not split ``top_k`` along the member axis: it all-gathers every member's
+  minibatch uniforms to every device at every step.)
+  """
+  run = functools.partial(_run_ensemble, objective=objective, optimizer=optimizer,
+                          batch_size=batch_size, length=length)
+  members = jax.sharding.PartitionSpec(_dist.AXIS)
+  # check_vma=False: the models' scans start from constants (e.g. h0 = 0), which shard_map's
+  # type check would count as the same on every device; every output is per-member anyway.
+  return jax.shard_map(run, mesh=mesh, in_specs=(members, members, jax.sharding.PartitionSpec()),
+                       out_specs=members, check_vma=False)(state, train_key, data)
 
 
 def init_state(model: Any, seed: int | Sequence[int], optimizer: optax.GradientTransformation,
@@ -269,11 +291,20 @@ def _check_finite(terms: Mapping[str, np.ndarray], params: Params, first_step: i
                             step, name)
 
 
+def _check_devices(devices: Any, seeds: list[int], ensemble: bool) -> list[jax.Device] | None:
+  """The devices to split the members across, or None for today's single-device program."""
+  devices = _dist.resolve_devices(devices, len(seeds), ensemble)
+  if (devices is not None and len(devices) == 1 and jax.process_count() == 1
+      and jax.config.jax_default_device is None and devices[0] == jax.devices()[0]):
+    return None  # the default device: the very same program and arrays as without devices
+  return devices
+
+
 def fit(model: Any, objective: Objective, data: Mapping[str, Any], *, steps: int, batch_size: int,
         seed: int | Sequence[int] = 0, optimizer: optax.GradientTransformation | None = None,
         log_every: int = 1000, dtype: Any = jnp.float32, state: TrainState | None = None,
-        callback: Callable[[TrainState, dict[str, np.ndarray], float], None] | None = None
-        ) -> FitResult:
+        callback: Callable[[TrainState, dict[str, np.ndarray], float], None] | None = None,
+        devices: Sequence[jax.Device] | None = None) -> FitResult:
   """Trains ``model`` on ``objective`` for ``steps`` steps of minibatch ``batch_size``.
 
   Args:
@@ -291,28 +322,44 @@ def fit(model: Any, objective: Objective, data: Mapping[str, Any], *, steps: int
     callback: called after each chunk as ``callback(state, terms, seconds)`` with the state,
       that chunk's per-step terms and its wall time. Chunks end at multiples of ``log_every``
       steps counted from step 0. An exception raised by the callback stops training.
+    devices: the devices an ensemble's members are split across, K / D consecutive members per
+      device (a ``"members"`` mesh axis, see ``dljax.distributed``); the data is copied to each.
+      K must be a multiple of D. None: every device JAX sees (``jax.devices()``, which spans all
+      processes after ``jax.distributed.initialize``) for an ensemble, the default device for a
+      single seed in a single process. With one device nothing is split: the same program as
+      without devices. With several processes, the state given to the callback and returned is
+      gathered onto every process, so each can read (and evaluate) every member.
 
   Returns:
     ``FitResult(state, history, timings)``.
 
   Raises:
+    ValueError: for a bad argument, e.g. an ensemble size that is not a multiple of the number of
+      devices; before anything is compiled.
     DivergenceError: at the end of the first chunk whose loss terms or parameters are not
       finite, naming the step and the term; the callback does not see that chunk.
   """
   arrays = check_fit_arguments(model, objective, data, steps=steps, batch_size=batch_size,
                                seed=seed, log_every=log_every, dtype=dtype)
   seeds, ensemble = _check_seed(seed)
+  devices = _check_devices(devices, seeds, ensemble)
   steps, batch_size, log_every = int(steps), int(batch_size), int(log_every)
   optimizer = adam() if optimizer is None else optimizer
 
   if state is None:
     state, train_key = _init_and_keys(model, optimizer, dtype, seeds, ensemble)
   else:  # resume: only the keys; the caller's arrays must survive the donation to the chunk
-    state = jax.tree.map(jnp.copy, state)
+    state = jax.tree.map(jnp.copy, _dist.addressable(state))
     train_key = _train_keys(jnp.asarray(seeds if ensemble else seeds[0]), ensemble=ensemble)
-  run = _chunk_ensemble if ensemble else _chunk
-
   start_step = int(np.max(np.asarray(state.step)))
+  if devices is not None:  # members split across the devices; jit follows these shardings
+    split = _dist.member_sharding(devices) if ensemble else _dist.replicated(devices)
+    state, train_key = _dist.place((state, train_key), split)
+    arrays = _dist.place(arrays, _dist.replicated(devices))
+  run = _chunk_ensemble if ensemble else _chunk
+  if devices is not None and len(devices) > 1:
+    run = functools.partial(_chunk_sharded, mesh=_dist.members_mesh(devices))
+
   chunks, done, t0 = [], 0, time.perf_counter()
   timings = {}
   while done < steps:
@@ -322,7 +369,7 @@ def fit(model: Any, objective: Objective, data: Mapping[str, Any], *, steps: int
     t_chunk = time.perf_counter()
     state, terms = run(state, train_key, arrays, objective=objective, optimizer=optimizer,
                        batch_size=batch_size, length=length)
-    terms = jax.tree.map(np.asarray, terms)  # waits for the chunk to finish
+    terms = jax.tree.map(np.asarray, _dist.addressable(terms))  # waits for the chunk to finish
     _check_finite(terms, state.params, start_step + done)
     done += length
     elapsed, chunk_s = time.perf_counter() - t0, time.perf_counter() - t_chunk
@@ -333,10 +380,10 @@ def fit(model: Any, objective: Objective, data: Mapping[str, Any], *, steps: int
              (steps - done) / rate)
     chunks.append(terms)
     if callback is not None:
-      callback(state, terms, chunk_s)
+      callback(_dist.addressable(state), terms, chunk_s)
   timings["total"] = time.perf_counter() - t0
   rest = timings["total"] - timings["first_chunk"]
   rest_steps = steps - chunks[0]["loss"].shape[-1]
   timings["steps_per_s"] = rest_steps / rest if rest_steps else steps / timings["total"]
   history = {k: np.concatenate([c[k] for c in chunks], axis=-1) for k in chunks[0]}
-  return FitResult(state, history, timings)
+  return FitResult(_dist.addressable(state), history, timings)

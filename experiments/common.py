@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 from absl import flags, logging
 
+from experiments import distributed
+
 COMMON_FLAGS = ("seed", "steps", "batch_size", "learning_rate", "log_every", "ensemble")
 DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "dljax", "jax")
 CACHE_ENV = "DLJAX_COMPILATION_CACHE"
@@ -33,6 +35,7 @@ def define_common_flags(name: str, *, steps: int, batch_size: int, learning_rate
   flags.DEFINE_integer("ensemble", 1, "Members trained as one vmapped program (seeds seed, "
                        "seed+1, ...).")
   define_cache_flag()
+  distributed.define_flags()  # --coordinator_address, --num_processes, --process_id
 
 
 def define_cache_flag() -> None:
@@ -195,6 +198,7 @@ def launch(name: str, settings_from_flags: Callable[[], dict[str, Any]], model_f
     fail("--workdir must be a folder path, got ''")
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     fail(f"--workdir {workdir!r} exists and is not a folder")
+  distributed.initialize_from_flags()  # before any JAX computation; checks --ensemble
   experiment = prepare_or_fail(name, settings, names)
   config = {k: FLAGS[k].value for k in sorted(names | {"workdir", "compilation_cache"})}
   run_and_write(experiment, workdir, config)

@@ -1,0 +1,104 @@
+"""Splitting an ensemble's members across devices, on one machine or several processes.
+
+An ensemble's state has a leading member axis [K, ...]. ``fit`` puts that axis on a one-axis
+``jax.sharding.Mesh`` named ``"members"`` over the chosen devices, K / D consecutive members per
+device (``NamedSharding(mesh, P("members"))``), and the training data fully replicated
+(``P()``). The compiled chunk is the same jitted, vmapped program: ``jit`` follows the inputs'
+shardings, each device runs its own members and no data moves between devices during training.
+
+With several processes (``jax.distributed.initialize``), ``jax.devices()`` lists every process's
+devices, the mesh spans them all and each process holds only its own members' shards. Every
+process computes the same initial state (cheap) and keeps the slices of its devices;
+``addressable`` gathers the members back to every process (a collective) for callbacks,
+results and evaluation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+AXIS = "members"
+
+
+def resolve_devices(devices: Sequence[jax.Device] | None, members: int, ensemble: bool,
+                    name: str = "seed") -> list[jax.Device] | None:
+  """The devices to split ``members`` members across; None: the default device, as before.
+
+  ``devices=None`` means every device of every process (``jax.devices()``) for an ensemble, or
+  whenever several processes run; a single seed in a single process stays on the default
+  device. The number of members must be a multiple of the number of devices (ValueError naming
+  ``name``, the number of devices and the number of members); a single seed is one member.
+  """
+  if devices is None:
+    if not ensemble and jax.process_count() == 1:
+      return None
+    devices = jax.devices()
+  if isinstance(devices, jax.Device) or not isinstance(devices, Sequence | np.ndarray):
+    raise TypeError(f"devices must be a sequence of jax.Device, got {type(devices).__name__}")
+  devices = list(devices)
+  if not devices or not all(isinstance(d, jax.Device) for d in devices):
+    raise TypeError(f"devices must be a non-empty sequence of jax.Device, got {devices!r}")
+  if len(set(devices)) != len(devices):
+    raise ValueError(f"devices must be distinct, got {devices!r}")
+  n = len(devices)
+  if members % n:
+    if ensemble:
+      raise ValueError(f"{name}: an ensemble of K={members} members cannot be split evenly across "
+                       f"{n} devices; K must be a multiple of the device count {n} (pass "
+                       f"devices=[...] to use fewer devices)")
+    raise ValueError(f"{name}: a single seed trains one model (K=1), which cannot be split across "
+                     f"{n} devices; give an ensemble whose size K is a multiple of the device "
+                     f"count {n}, or devices=[one device]")
+  return devices
+
+
+def members_mesh(devices: Sequence[jax.Device]) -> Mesh:
+  """A one-axis mesh named ``"members"`` over ``devices``, in their order."""
+  return Mesh(np.asarray(devices, dtype=object), (AXIS,))
+
+
+def member_sharding(devices: Sequence[jax.Device]) -> NamedSharding:
+  """The leading (member) axis split across ``devices``; the other axes whole."""
+  return NamedSharding(members_mesh(devices), PartitionSpec(AXIS))
+
+
+def replicated(devices: Sequence[jax.Device]) -> NamedSharding:
+  """A full copy on each of ``devices``."""
+  return NamedSharding(members_mesh(devices), PartitionSpec())
+
+
+def place(tree: Any, sharding: jax.sharding.Sharding) -> Any:
+  """Every array of ``tree`` laid out by ``sharding``.
+
+  In one process this is ``jax.device_put``. When the sharding spans other processes' devices,
+  each process must pass the same full values; it keeps the slices of its own devices.
+  """
+  if sharding.is_fully_addressable:
+    return jax.device_put(tree, sharding)
+
+  def one(a):
+    host = np.asarray(a)
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+  return jax.tree.map(one, tree)
+
+
+def addressable(tree: Any) -> Any:
+  """``tree`` with every array readable by this process: an array spread over other processes'
+  devices is gathered (``multihost_utils.process_allgather``) into a full copy on this process's
+  default device. Nothing happens (and nothing is copied) in a single process.
+
+  A collective when something is gathered: every process must call it with the same tree.
+  """
+  def one(a):
+    if isinstance(a, jax.Array) and not a.is_fully_addressable:
+      return jax.numpy.asarray(multihost_utils.process_allgather(a, tiled=True))
+    return a
+
+  return jax.tree.map(one, tree)

@@ -1,0 +1,78 @@
+"""Flags that train one ensemble across several processes (JAX's multi-controller runtime).
+
+Start the same launcher once per process, with the same flags except --process_id:
+
+  python -m experiments.mlp --ensemble=8 --coordinator_address=host0:12345 \\
+      --num_processes=2 --process_id=0 --workdir=runs/mlp8      # on host0
+  python -m experiments.mlp --ensemble=8 --coordinator_address=host0:12345 \\
+      --num_processes=2 --process_id=1 --workdir=runs/mlp8      # on host1
+
+``jax.distributed.initialize`` connects them (process 0 serves the coordinator at that address);
+``jax.devices()`` then lists every process's devices, and ``dljax.train.fit`` splits the
+members across all of them (--ensemble must be a multiple of the total device count). On CPU the
+processes exchange data through gloo over TCP (``jax_cpu_collectives_implementation``).
+"""
+
+from __future__ import annotations
+
+from absl import flags
+
+FLAGS = ("coordinator_address", "num_processes", "process_id")
+
+
+def define_flags() -> None:
+  """--coordinator_address, --num_processes, --process_id."""
+  flags.DEFINE_string("coordinator_address", "", "host:port of process 0's coordinator, for a "
+                      "run across several processes; '' (default): this process alone.")
+  flags.DEFINE_integer("num_processes", 1, "Processes that train the ensemble together (each "
+                       "started with the same flags except --process_id).")
+  flags.DEFINE_integer("process_id", 0, "This process's index in [0, --num_processes); process 0 "
+                       "serves the coordinator.")
+
+
+def check_flags(coordinator_address: str, num_processes: int, process_id: int) -> None:
+  """ValueError naming the flag for an inconsistent combination."""
+  if num_processes < 1:
+    raise ValueError(f"--num_processes must be >= 1, got {num_processes}")
+  if not 0 <= process_id < num_processes:
+    raise ValueError(f"--process_id must be in [0, --num_processes={num_processes}), got "
+                     f"{process_id}")
+  if num_processes > 1 and not coordinator_address:
+    raise ValueError(f"--coordinator_address (host:port) is needed with --num_processes="
+                     f"{num_processes}")
+  if coordinator_address and not coordinator_address.rpartition(":")[2].isdigit():
+    raise ValueError(f"--coordinator_address must be host:port, got {coordinator_address!r}")
+
+
+def initialize(coordinator_address: str, num_processes: int, process_id: int) -> None:
+  """``jax.distributed.initialize`` when a coordinator is given; before any JAX computation."""
+  import jax  # noqa: PLC0415 (imported late so that --help stays fast)
+
+  check_flags(coordinator_address, num_processes, process_id)
+  if not coordinator_address:
+    return
+  # The CPU backend's cross-process collectives (gloo is also jax 0.10's default).
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  jax.distributed.initialize(coordinator_address, num_processes=num_processes,
+                             process_id=process_id)
+
+
+def initialize_from_flags() -> None:
+  """Initializes the multi-process runtime from the flags (one-line error for a bad value) and
+  checks that --ensemble splits evenly across the devices, before anything is compiled."""
+  import jax  # noqa: PLC0415
+
+  from dljax import distributed  # noqa: PLC0415
+  from experiments import common  # noqa: PLC0415
+
+  f = flags.FLAGS
+  try:
+    initialize(f.coordinator_address, f.num_processes, f.process_id)
+  except ValueError as e:
+    common.fail(str(e))
+  ensemble = f.ensemble
+  try:  # fit's own rule: the members split evenly across every device of every process
+    distributed.resolve_devices(None, ensemble, ensemble > 1)
+  except ValueError:
+    common.fail(f"--ensemble must be a multiple of the number of devices ({jax.device_count()}, "
+                f"in {jax.process_count()} process(es)), got {ensemble}")
