@@ -27,10 +27,23 @@ def _check_count(name: str, n: int, minimum: int = 1) -> int:
   return int(n)
 
 
+def _is_number(x) -> bool:
+  return not isinstance(x, bool) and isinstance(x, (int, float, np.integer, np.floating))
+
+
 def _check_noise(noise: float) -> float:
-  if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise < np.inf:
+  if not _is_number(noise) or not 0 <= noise < np.inf:
     raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
   return float(noise)
+
+
+def _check_finite_floats(name: str, a: np.ndarray) -> None:
+  """A floating array without NaN or inf (what the models need)."""
+  if not np.issubdtype(a.dtype, np.floating):
+    raise TypeError(f"{name} must be a floating array, got dtype {a.dtype}")
+  n_bad = a.size - np.count_nonzero(np.isfinite(a))
+  if n_bad:
+    raise ValueError(f"{name} must be finite, got {n_bad} NaN or inf values")
 
 
 def _latin_hypercube(n: int, seed: int) -> np.ndarray:
@@ -45,6 +58,7 @@ def wiggle(x: np.ndarray) -> np.ndarray:
 
 def sine_wiggle(seed: int = 0, n: int = 100, noise: float = 0.1, n_test: int = 1000) -> Regression:
   """The network's data: x in [0, 1] by Latin hypercube, y = x sin(4 pi x) + noise eps."""
+  seed = _check_count("seed", seed, 0)
   n, n_test = _check_count("n", n), _check_count("n_test", n_test)
   noise = _check_noise(noise)
   f = wiggle
@@ -81,6 +95,7 @@ def cubic(seed: int = 0, n: int = 20, noise: float = 3.0, n_test: int = 1000) ->
 
 def step_function(seed: int = 0, n: int = 100, noise: float = 0.1, n_test: int = 400) -> Regression:
   """The CVAE's data: x in [0, 1] by Latin hypercube, y = 1 (x <= 0.5) or 2.5 (x > 0.5), + noise eps."""
+  seed = _check_count("seed", seed, 0)
   n, n_test = _check_count("n", n), _check_count("n_test", n_test)
   noise = _check_noise(noise)
   f = lambda x: np.where(x <= 0.5, 1.0, 2.5)
@@ -92,7 +107,7 @@ def step_function(seed: int = 0, n: int = 100, noise: float = 0.1, n_test: int =
 
 def noisy_ring(seed: int = 0, n: int = 1000) -> np.ndarray:
   """The VAE's data [n, 2]: y = z / 10 + z / |z|, z ~ N(0, I_2), a noisy ring of radius about 1."""
-  n = _check_count("n", n)
+  seed, n = _check_count("seed", seed, 0), _check_count("n", n)
   z = np.random.default_rng(seed).standard_normal((n, 2))
   return (z / 10.0 + z / np.linalg.norm(z, axis=1, keepdims=True)).astype(np.float32)
 
@@ -100,6 +115,8 @@ def noisy_ring(seed: int = 0, n: int = 1000) -> np.ndarray:
 def sine_series(n: int = 100, dt: float = 0.1) -> np.ndarray:
   """The recurrent networks' series [n, 1]: y_t = sin(pi t), t = 0, dt, ..., (n - 1) dt."""
   n = _check_count("n", n)
+  if not _is_number(dt) or not 0 < dt < np.inf:
+    raise ValueError(f"dt must be a positive finite number, got {dt!r}")
   t = np.arange(n) * dt
   return np.sin(np.pi * t)[:, None].astype(np.float32)
 
@@ -113,21 +130,32 @@ class Standardiser(NamedTuple):
   @classmethod
   def fit(cls, v: np.ndarray) -> "Standardiser":
     v = np.asarray(v)
-    if v.ndim != 2 or v.shape[0] < 2:
-      raise ValueError(f"v must have shape [N >= 2, P], got {v.shape}")
+    if v.ndim != 2 or v.shape[0] < 2 or v.shape[1] < 1:
+      raise ValueError(f"v must have shape [N >= 2, P >= 1], got {v.shape}")
+    _check_finite_floats("v", v)
     std = v.std(axis=0, keepdims=True)
     if not np.all(std > 0):
       raise ValueError(f"v must vary in every feature to be standardised, got std {std.ravel()}")
     return cls(v.mean(axis=0, keepdims=True), std)
 
+  def _check_features(self, name: str, v) -> None:
+    """v [..., P] (or a scalar): the features on the last axis, as fitted."""
+    shape, P = np.shape(v), self.mean.shape[-1]
+    if shape and shape[-1] != P:
+      raise ValueError(f"{name} must have the {P} fitted features on its last axis, [..., {P}], "
+                       f"got shape {shape}")
+
   def transform(self, v):
+    self._check_features("v", v)
     return (v - self.mean) / self.std
 
   def inverse(self, z):
+    self._check_features("z", z)
     return z * self.std + self.mean
 
   def inverse_scale(self, s):
     """A standard deviation in standardised units back in original units."""
+    self._check_features("s", s)
     return s * self.std
 
 
@@ -137,8 +165,9 @@ def lag_windows(series: np.ndarray, lags: int) -> tuple[np.ndarray, np.ndarray]:
   X[t] = series[t : t + lags] predicts Y[t] = series[t + lags].
   """
   series = np.asarray(series)
-  if series.ndim != 2:
-    raise ValueError(f"series must have shape [T, D], got {series.shape}")
+  if series.ndim != 2 or 0 in series.shape:
+    raise ValueError(f"series must have shape [T >= 1, D >= 1], got {series.shape}")
+  _check_finite_floats("series", series)
   lags = _check_count("lags", lags)
   T = series.shape[0]
   if lags >= T:
@@ -150,8 +179,10 @@ def lag_windows(series: np.ndarray, lags: int) -> tuple[np.ndarray, np.ndarray]:
 def chronological_split(series: np.ndarray, train_fraction: float = 2 / 3) -> tuple[np.ndarray, np.ndarray]:
   """The first int(train_fraction T) points for training, the rest for testing (66 / 34 of 100)."""
   series = np.asarray(series)
-  if not 0.0 < train_fraction < 1.0:
-    raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction!r}")
+  if series.ndim < 1:
+    raise ValueError(f"series must be an array [T, ...], got shape {series.shape}")
+  if not _is_number(train_fraction) or not 0.0 < train_fraction < 1.0:
+    raise ValueError(f"train_fraction must be a number in (0, 1), got {train_fraction!r}")
   n_train = int(train_fraction * series.shape[0])
   if n_train < 1 or n_train >= series.shape[0]:
     raise ValueError(f"train_fraction {train_fraction} leaves an empty part of a series of "

@@ -7,36 +7,62 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Array = jax.Array
 
 
-@functools.partial(jax.jit, static_argnames=("model", "horizon"))
 def closed_loop(model: Any, params: Any, window: Array, horizon: int) -> Array:
-  """Predicts ``horizon`` steps ahead from starting windows, as one ``lax.scan``.
+  """Predicts ``horizon`` steps ahead from starting windows, as one compiled ``lax.scan``.
 
   Args:
     model: a recurrent model (``apply(params, Y [B, lags, D]) -> [B, D]``) whose output
       dimension equals its input dimension.
     params: the model's parameters.
-    window: starting windows [B, lags, D], oldest value first.
+    window: starting windows [B, lags, D], oldest value first, floating and finite.
     horizon: the number of predictions (>= 1).
 
   Returns:
     Predictions [B, horizon, D]; prediction t is made from the window that ends with
     predictions t - 1, t - 2, ... (and the starting values before them).
-  """
-  if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
-    raise ValueError(f"horizon must be an integer >= 1, got {horizon!r}")
-  if window.ndim != 3:
-    raise ValueError(f"window must have shape [batch, lags, dim], got {window.shape}")
-  if getattr(model, "out_dim", window.shape[2]) != window.shape[2]:
-    raise ValueError(f"the model's out_dim ({model.out_dim}) must equal the window's dim "
-                     f"({window.shape[2]}) to feed predictions back")
 
+  The arguments are checked here, before anything is traced or compiled; the values of
+  ``window`` too, unless it is a tracer (``closed_loop`` called inside a transformation).
+  """
+  if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
+    raise ValueError(f"horizon must be an integer >= 1, got {horizon!r}")
+  if not callable(getattr(model, "apply", None)):
+    raise TypeError(f"model must have an apply(params, window) method, got {type(model).__name__}")
+  shape = jnp.shape(window)
+  if len(shape) != 3:
+    raise ValueError(f"window must have shape [batch, lags, dim], got {shape}")
+  if 0 in shape:
+    raise ValueError(f"window must be non-empty, [batch >= 1, lags >= 1, dim >= 1], got {shape}")
+  dtype = jnp.result_type(window)
+  if not jnp.issubdtype(dtype, jnp.floating):
+    raise TypeError(f"window must be a floating array, got dtype {dtype}")
+  if getattr(model, "in_dim", shape[2]) != shape[2]:
+    raise ValueError(f"window must have the model's in_dim ({model.in_dim}) as its dim, got "
+                     f"shape {shape}")
+  if getattr(model, "out_dim", shape[2]) != shape[2]:
+    raise ValueError(f"the model's out_dim ({model.out_dim}) must equal the window's dim "
+                     f"({shape[2]}) to feed predictions back")
+  if not isinstance(window, jax.core.Tracer):
+    values = np.asarray(window)
+    n_bad = values.size - np.count_nonzero(np.isfinite(values))
+    if n_bad:
+      raise ValueError(f"window must be finite, got {n_bad} NaN or inf values")
+  return _closed_loop(model, params, window, int(horizon))
+
+
+@functools.partial(jax.jit, static_argnames=("model", "horizon"))
+def _closed_loop(model: Any, params: Any, window: Array, horizon: int) -> Array:
   def step(window, _):
     y = model.apply(params, window)  # [B, D]
     return jnp.concatenate([window[:, 1:], y[:, None, :]], axis=1), y
 
   _, ys = jax.lax.scan(step, window, None, length=horizon)  # [horizon, B, D]
   return jnp.swapaxes(ys, 0, 1)
+
+
+closed_loop._cache_size = _closed_loop._cache_size  # the compiled programs, as jax.jit has it

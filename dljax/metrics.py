@@ -7,9 +7,23 @@ import numpy as np
 from scipy import special, stats
 
 
+def _check_real(name: str, a) -> np.ndarray:
+  """``a`` as float64, checked to be a non-empty array of finite integers or floats."""
+  a = np.asarray(a)
+  if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
+    raise TypeError(f"{name} must be an array of real numbers, got dtype {a.dtype}")
+  if a.size == 0:
+    raise ValueError(f"{name} must be non-empty, got shape {a.shape}")
+  a = a.astype(np.float64, copy=False)
+  n_bad = a.size - np.count_nonzero(np.isfinite(a))
+  if n_bad:
+    raise ValueError(f"{name} must be finite, got {n_bad} NaN or inf values")
+  return a
+
+
 def rmse(prediction: np.ndarray, target: np.ndarray) -> float:
   """sqrt(mean((prediction - target)^2)) over every element."""
-  prediction, target = np.asarray(prediction, np.float64), np.asarray(target, np.float64)
+  prediction, target = _check_real("prediction", prediction), _check_real("target", target)
   if prediction.shape != target.shape:
     raise ValueError(f"prediction and target must have the same shape, got {prediction.shape} "
                      f"and {target.shape}")
@@ -32,7 +46,7 @@ def energy_distance(x: np.ndarray, y: np.ndarray) -> float:
   zero self-distances included). In one dimension this is the square of
   ``scipy.stats.energy_distance``.
   """
-  x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+  x, y = _check_real("x", x), _check_real("y", y)
   if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1] or not len(x) or not len(y):
     raise ValueError(f"x and y must be non-empty [n, d] and [m, d], got {x.shape} and {y.shape}")
   return float(2.0 * _mean_distance(x, y) - _mean_distance(x, x) - _mean_distance(y, y))
@@ -44,12 +58,28 @@ def energy_distance(x: np.ndarray, y: np.ndarray) -> float:
 # the average of the members' scores). Arrays broadcast elementwise; members on axis 0.
 
 
-def _check_predictive(y, mu, sigma):
-  y, mu, sigma = (np.asarray(a, np.float64) for a in (y, mu, sigma))
+def _check_members(mu, sigma, positive: bool = True) -> tuple[np.ndarray, np.ndarray]:
+  """mu and sigma [K, ...]: same shape, members on axis 0, finite, sigma > 0 (or >= 0)."""
+  mu, sigma = _check_real("mu", mu), _check_real("sigma", sigma)
   if mu.shape != sigma.shape:
     raise ValueError(f"mu and sigma must have the same shape, got {mu.shape} and {sigma.shape}")
-  if not np.all(sigma > 0):
-    raise ValueError("sigma must be positive everywhere")
+  if mu.ndim < 1:
+    raise ValueError(f"mu and sigma must have the members on axis 0, [K, ...], got shape "
+                     f"{mu.shape}")
+  if not np.all(sigma > 0 if positive else sigma >= 0):
+    raise ValueError(f"sigma must be {'positive' if positive else 'non-negative'} everywhere, "
+                     f"got minimum {float(sigma.min())}")
+  return mu, sigma
+
+
+def _check_predictive(y, mu, sigma):
+  mu, sigma = _check_members(mu, sigma)
+  y = _check_real("y", y)
+  try:
+    np.broadcast_shapes(y[None].shape, mu.shape)
+  except ValueError:
+    raise ValueError(f"y must broadcast against one member's shape {mu.shape[1:]}, got shape "
+                     f"{y.shape}") from None
   return y, mu, sigma
 
 
@@ -58,7 +88,7 @@ def mixture_moments(mu: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, np.n
 
     mean = mean_k mu_k,   var = mean_k (sigma_k^2 + mu_k^2) - mean^2.
   """
-  mu, sigma = np.asarray(mu, np.float64), np.asarray(sigma, np.float64)
+  mu, sigma = _check_members(mu, sigma, positive=False)
   mean = mu.mean(0)
   return mean, np.sqrt(np.maximum(np.mean(sigma**2 + mu**2, axis=0) - mean**2, 0.0))
 
@@ -93,9 +123,12 @@ def mixture_crps(y: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> np.ndarray
 
 def mixture_quantile(q: float, mu: np.ndarray, sigma: np.ndarray, iters: int = 100) -> np.ndarray:
   """The q-quantile of the equal-weight Gaussian mixture, elementwise, by bisection on its CDF."""
-  if not 0.0 < q < 1.0:
-    raise ValueError(f"q must be in (0, 1), got {q!r}")
-  mu, sigma = np.asarray(mu, np.float64), np.asarray(sigma, np.float64)
+  if (isinstance(q, bool) or not isinstance(q, (int, float, np.integer, np.floating))
+      or not 0.0 < q < 1.0):
+    raise ValueError(f"q must be a number in (0, 1), got {q!r}")
+  if isinstance(iters, bool) or not isinstance(iters, (int, np.integer)) or iters < 1:
+    raise ValueError(f"iters must be an integer >= 1, got {iters!r}")
+  mu, sigma = _check_members(mu, sigma)
   lo = (mu - 10 * sigma).min(0)
   hi = (mu + 10 * sigma).max(0)
   for _ in range(iters):
@@ -109,6 +142,12 @@ def coverage(y: np.ndarray, mu: np.ndarray, sigma: np.ndarray,
              levels: tuple[float, ...] = (0.5, 0.9, 0.95)) -> dict[float, float]:
   """Fraction of y inside the mixture's central interval at each level (members on axis 0)."""
   y, mu, sigma = _check_predictive(y, mu, sigma)
+  if isinstance(levels, (str, bytes)) or not isinstance(levels, (tuple, list, np.ndarray)):
+    raise TypeError(f"levels must be a sequence of numbers in (0, 1), got {levels!r}")
+  for i, level in enumerate(levels):
+    if (isinstance(level, bool) or not isinstance(level, (int, float, np.integer, np.floating))
+        or not 0.0 < level < 1.0):
+      raise ValueError(f"levels[{i}] must be a number in (0, 1), got {level!r}")
   out = {}
   for level in levels:
     lo = mixture_quantile(0.5 - level / 2, mu, sigma)

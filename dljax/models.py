@@ -4,6 +4,9 @@ Every model is a frozen (hashable) dataclass holding only its sizes, so it can b
 argument of ``jax.jit``. Parameters are plain nested dicts keyed by the tutorial's symbols, and
 row-vector conventions follow the tutorial: ``H = tanh(X A + b)`` with ``A`` of shape
 ``[in, out]`` and the bias ``b`` of shape ``[1, out]`` (so nothing relies on rank promotion).
+Every log-variance a model returns is clipped to [-30, 30] (``LOG_VAR_BOUND``; log sigma to
+[-15, 15]), where exp() and its products with the data stay finite in float32; the comment at
+``bound_log_var`` says why 30 and why a hard clip.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Array = jax.Array
 Params = dict[str, Any]
@@ -29,9 +33,9 @@ CVAE_VARIANTS = ("tutorial", "standard")
 
 
 def _check_size(name: str, value: Any) -> int:
-  if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
     raise ValueError(f"{name} must be a positive integer, got {value!r}")
-  return value
+  return int(value)
 
 
 def _check_sizes(name: str, values: Any) -> tuple[int, ...]:
@@ -44,6 +48,26 @@ def _check_sizes(name: str, values: Any) -> tuple[int, ...]:
   for i, v in enumerate(values):
     _check_size(f"{name}[{i}]", v)
   return values
+
+
+def _check_unroll(unroll: Any) -> int | bool | None:
+  if unroll is None or isinstance(unroll, bool):
+    return unroll
+  if not isinstance(unroll, (int, np.integer)) or unroll < 1:
+    raise ValueError(f"unroll must be None, a bool or an integer >= 1, got {unroll!r}")
+  return int(unroll)
+
+
+def _check_key(name: str, key: Any) -> None:
+  """A typed key (``jax.random.key``, shape []) or raw key data (``PRNGKey``, uint32 [2])."""
+  dtype, shape = getattr(key, "dtype", None), getattr(key, "shape", None)
+  if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key) and shape == ():
+    return
+  if dtype == np.uint32 and shape is not None and len(shape) == 1:
+    return
+  got = f"an array of shape {shape} and dtype {dtype}" if dtype is not None else repr(key)
+  raise TypeError(f"{name} must be a PRNG key (jax.random.key(seed) or jax.random.PRNGKey(seed)), "
+                  f"got {got}")
 
 
 def _check_float_dtype(dtype: Any) -> jnp.dtype:
@@ -100,6 +124,47 @@ def _head(p: Params, H: Array, name: str) -> Array:
 
 
 # ----------------------------------------------------------------------------------------------
+# Bounded log-variances. Every log-variance a model returns (the MLP's 2 log sigma, the VAEs' log
+# Sigma_0, log Sigma_1, log Sigma_2) lies in [-LOG_VAR_BOUND, LOG_VAR_BOUND], enforced at one
+# place per output (MLP.predict, _gaussian_net), so apply, predict, encode, decode, prior and
+# sample all see the bounded values and exp() of them can neither overflow nor underflow.
+#
+# Why 30. float32 reaches 3.4e38 = e^88.7 and its smallest normal number is 1.2e-38 = e^-87.3.
+# exp(+-30) = 1.1e13 and 9.4e-14 are normal numbers at least 57 e-folds from either end, which is
+# the room the objectives need for products with the data: the NLL's r^2 exp(-log_var) stays
+# finite for squared residuals r^2 up to 3.4e38 / 1.1e13 = 3e25 (|r| < 5e12), the KL's
+# exp(log_var_q) exp(-log_var_p) is at most e^60 = 1.1e26, and (mu_q - mu_p)^2 exp(-log_var_p) is
+# finite for |mu_q - mu_p| < 5e12. The standard deviations it allows, exp(+-15) = 3.3e6 and
+# 3.1e-7, cover un-standardised data from micro- to mega-units, so sane fits never touch it (the
+# network's noise, 0.1 on data of std 0.4, is a log-variance of -2.8 once standardised). A larger
+# bound would leave no room for those products (e^80 times the square of a residual of 100
+# overflows); a smaller one would cap the noise the models can represent. float64 uses the same
+# bound so that results do not depend on the dtype; bfloat16 shares float32's exponent range;
+# float16 (max 65504 = e^11.1) is not covered.
+#
+# A hard clip, not a smooth squashing such as B tanh(x / B): inside the bound the values are
+# bitwise the raw network's, so the models are exactly the tutorial's wherever they are sane (a
+# tanh squash moves every value, by about 1% at |x| = 5); and far outside, where a saturated head
+# would need a gradient to come back, a smooth squash's gradient (4 exp(-2 |x| / B)) is as good as
+# zero too. The price: beyond the bound the loss gives the raw value no gradient, so a learned log
+# sigma pushed past -15 on noise-free data stays there (its optimum is -inf anyway), while every
+# other parameter keeps finite gradients.
+
+LOG_VAR_BOUND = 30.0
+LOG_SIGMA_BOUND = LOG_VAR_BOUND / 2  # log sigma = log_var / 2
+
+
+def bound_log_var(log_var: Array) -> Array:
+  """clip(log_var, -30, 30): the identity, bitwise, inside the bound (LOG_VAR_BOUND)."""
+  return jnp.clip(log_var, -LOG_VAR_BOUND, LOG_VAR_BOUND)
+
+
+def bound_log_sigma(log_sigma: Array) -> Array:
+  """clip(log_sigma, -15, 15), so that the log-variance 2 log sigma lies in [-30, 30]."""
+  return jnp.clip(log_sigma, -LOG_SIGMA_BOUND, LOG_SIGMA_BOUND)
+
+
+# ----------------------------------------------------------------------------------------------
 # Neural network regressor with a Gaussian likelihood.
 
 
@@ -118,6 +183,7 @@ class MLP:
   heteroscedastic: bool = False
 
   def init(self, key: Array, dtype: Any = jnp.float32) -> Params:
+    _check_key("key", key)
     dtype = _check_float_dtype(dtype)
     k_net, k_out, k_sigma = jax.random.split(key, 3)
     params = _init_tanh_net(k_net, self.in_dim, self.hidden, {}, dtype)
@@ -131,14 +197,17 @@ class MLP:
     return params
 
   def predict(self, params: Params, X: Array) -> tuple[Array, Array]:
-    """Mean F [N, R] and noise log-standard-deviation log sigma [N, R] at the inputs X [N, P]."""
+    """Mean F [N, R] and noise log-standard-deviation log sigma [N, R] at the inputs X [N, P].
+
+    log sigma is bounded to [-LOG_SIGMA_BOUND, LOG_SIGMA_BOUND] = [-15, 15] (see bound_log_var).
+    """
     _check_input("X", X, (None, self.in_dim))
     H = _tanh_hidden(params, X, len(self.hidden))  # [N, Q]
     F = H @ params["A"] + params["b"]  # [N, R]
     if self.heteroscedastic:
-      log_sigma = _head(params, H, "sigma")
+      log_sigma = bound_log_sigma(_head(params, H, "sigma"))
     else:
-      log_sigma = jnp.broadcast_to(params["log_sigma"], F.shape)
+      log_sigma = jnp.broadcast_to(bound_log_sigma(params["log_sigma"]), F.shape)
     return F, log_sigma
 
   def apply(self, params: Params, X: Array) -> Array:
@@ -189,6 +258,7 @@ class RNN:
   unroll: int | bool | None = None
 
   def init(self, key: Array, dtype: Any = jnp.float32) -> Params:
+    _check_key("key", key)
     dtype = _check_float_dtype(dtype)
     k_U, k_V = jax.random.split(key)
     H = self.hidden
@@ -217,7 +287,7 @@ class RNN:
 def rnn(in_dim: int = 1, hidden: int = 4, out_dim: int = 1, unroll: int | bool | None = None) -> RNN:
   """The tutorial's recurrent network (hidden size 4)."""
   return RNN(_check_size("in_dim", in_dim), _check_size("hidden", hidden),
-             _check_size("out_dim", out_dim), unroll)
+             _check_size("out_dim", out_dim), _check_unroll(unroll))
 
 
 _GATES = ("f", "i", "s", "o")  # forget, input, cell candidate, output
@@ -240,6 +310,7 @@ class LSTM:
   unroll: int | bool | None = None
 
   def init(self, key: Array, dtype: Any = jnp.float32) -> Params:
+    _check_key("key", key)
     dtype = _check_float_dtype(dtype)
     keys = jax.random.split(key, 5)
     H = self.hidden
@@ -282,17 +353,18 @@ def lstm(in_dim: int = 1, hidden: int = 4, out_dim: int = 1,
          unroll: int | bool | None = None) -> LSTM:
   """The tutorial's LSTM (hidden size 4)."""
   return LSTM(_check_size("in_dim", in_dim), _check_size("hidden", hidden),
-              _check_size("out_dim", out_dim), unroll)
+              _check_size("out_dim", out_dim), _check_unroll(unroll))
 
 
 # ----------------------------------------------------------------------------------------------
 # Variational auto-encoders. Each network outputs a mean mu and a log-variance log Sigma
-# (the tutorial's Sigma = exp(linear)), Sigma diagonal.
+# (the tutorial's Sigma = exp(linear), the linear head bounded to [-30, 30]), Sigma diagonal.
 
 
 def _gaussian_net(p: Params, X: Array, n_layers: int) -> tuple[Array, Array]:
+  """mu = H A_mu + b_mu, log Sigma = bound_log_var(H A_log_Sigma + b_log_Sigma)."""
   H = _tanh_hidden(p, X, n_layers)
-  return _head(p, H, "mu"), _head(p, H, "log_Sigma")
+  return _head(p, H, "mu"), bound_log_var(_head(p, H, "log_Sigma"))
 
 
 def _reparameterise(key: Array, mu: Array, log_Sigma: Array) -> Array:
@@ -311,6 +383,7 @@ class VAE:
   decoder: tuple[int, ...] = (50, 100)
 
   def init(self, key: Array, dtype: Any = jnp.float32) -> Params:
+    _check_key("key", key)
     dtype = _check_float_dtype(dtype)
     k_enc, k_dec = jax.random.split(key)
     heads_z = {"mu": self.latent, "log_Sigma": self.latent}
@@ -330,6 +403,7 @@ class VAE:
 
   def apply(self, params: Params, y: Array, key: Array) -> dict[str, Array]:
     """One pass y -> q(z|y) -> z (reparameterised) -> p(y|z); returns every intermediate."""
+    _check_key("key", key)
     mu_1, log_Sigma_1 = self.encode(params, y)
     z = _reparameterise(key, mu_1, log_Sigma_1)
     mu_2, log_Sigma_2 = self.decode(params, z)
@@ -338,6 +412,8 @@ class VAE:
 
   def sample(self, params: Params, key: Array, n: int, noise: bool = False) -> Array:
     """n draws [n, data_dim]: decoder means mu_2(z), z ~ N(0, I); with ``noise``, y ~ p(y|z)."""
+    _check_key("key", key)
+    n = _check_size("n", n)
     k_z, k_y = jax.random.split(key)
     dtype = params["decoder"]["A_mu"].dtype
     z = jax.random.normal(k_z, (n, self.latent), dtype)
@@ -373,6 +449,7 @@ class CVAE:
     return self.variant == "standard"
 
   def init(self, key: Array, dtype: Any = jnp.float32) -> Params:
+    _check_key("key", key)
     dtype = _check_float_dtype(dtype)
     k0, k1, k2 = jax.random.split(key, 3)
     x_in = self.x_dim if self._standard else 0
@@ -407,6 +484,7 @@ class CVAE:
 
   def apply(self, params: Params, x: Array, y: Array, key: Array) -> dict[str, Array]:
     """One pass: prior p(z|x), q(z|.) -> z (reparameterised) -> p(y|.); every intermediate."""
+    _check_key("key", key)
     _check_input("x", x, (None, self.x_dim))
     _check_input("y", y, (None, self.y_dim))
     if x.shape[0] != y.shape[0]:  # the pairs (x_n, y_n) must align
@@ -425,6 +503,8 @@ class CVAE:
     With ``shared_noise`` each draw uses one eps for every x (z = mu_0(x) + eps Sigma_0(x)^(1/2)),
     which is how the tutorial draws smooth curves; otherwise eps is drawn for each x.
     """
+    _check_key("key", key)
+    n = _check_size("n", n)
     mu_0, log_Sigma_0 = self.prior(params, x)  # [N, latent]
     k_z, k_y = jax.random.split(key)
     N = x.shape[0]

@@ -16,6 +16,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from dljax import models as M
 
@@ -26,7 +27,9 @@ _LOG_2PI = math.log(2.0 * math.pi)
 
 
 # ----------------------------------------------------------------------------------------------
-# Per-element building blocks (unreduced; the caller reduces).
+# Per-element building blocks (unreduced; the caller reduces). The formulas are exact and do
+# not clip: the models hand them log-variances bounded to [-30, 30] (models.LOG_VAR_BOUND), which
+# keeps every exp() below and its products with data of |y - mu| < 5e12 finite in float32.
 
 
 def gaussian_log_pdf(y: Array, mu: Array, log_var: Array) -> Array:
@@ -47,6 +50,15 @@ def kl_diag_gaussians(mu_q: Array, log_var_q: Array, mu_p: Array, log_var_p: Arr
 def kl_standard_normal(mu: Array, log_var: Array) -> Array:
   """KL[N(mu, diag e^{log_var}) || N(0, I)] = 1/2 sum_j (e^{log_var} + mu^2 - 1 - log_var)."""
   return 0.5 * jnp.sum(jnp.exp(log_var) + jnp.square(mu) - 1.0 - log_var, axis=-1)
+
+
+def _input_shape(model: Any) -> tuple[int | None, ...] | None:
+  """The shape of the inputs ``model.apply`` takes (None: any size), None for an unknown model."""
+  if isinstance(model, M.MLP):
+    return (None, model.in_dim)
+  if isinstance(model, (M.RNN, M.LSTM)):
+    return (None, None, model.in_dim)
+  return None
 
 
 def _check_same_shape(name_a: str, a: Array, name_b: str, b: Array) -> None:
@@ -70,6 +82,10 @@ class GaussianNLL:
 
   model: M.MLP
 
+  def batch_shapes(self) -> dict[str, tuple[int | None, ...]]:
+    """The batch's arrays and their shapes (None: any size), checked by ``train.fit``."""
+    return {"x": (None, self.model.in_dim), "y": (None, self.model.out_dim)}
+
   def __call__(self, params: M.Params, batch: Batch, key: Array | None = None):
     F, log_sigma = self.model.predict(params, batch["x"])
     _check_same_shape("batch['y']", batch["y"], "the model's output", F)
@@ -86,6 +102,11 @@ class MeanSquaredError:
   """
 
   model: Any  # anything with apply(params, x) -> [N, R]: MLP, RNN, LSTM
+
+  def batch_shapes(self) -> dict[str, tuple[int | None, ...]] | None:
+    """The batch's arrays and their shapes (None: any size); None for a model not of dljax."""
+    x = _input_shape(self.model)
+    return None if x is None else {"x": x, "y": (None, self.model.out_dim)}
 
   def __call__(self, params: M.Params, batch: Batch, key: Array | None = None):
     yhat = self.model.apply(params, batch["x"])
@@ -106,6 +127,10 @@ class VAENegELBO:
   model: M.VAE
   beta: float = 1.0
 
+  def batch_shapes(self) -> dict[str, tuple[int | None, ...]]:
+    """The batch's arrays and their shapes (None: any size), checked by ``train.fit``."""
+    return {"y": (None, self.model.data_dim)}
+
   def __call__(self, params: M.Params, batch: Batch, key: Array):
     out = self.model.apply(params, batch["y"], key)
     nll = -jnp.mean(jnp.sum(gaussian_log_pdf(batch["y"], out["mu_2"], out["log_Sigma_2"]), axis=-1))
@@ -124,6 +149,10 @@ class CVAENegELBO:
 
   model: M.CVAE
   beta: float = 1.0
+
+  def batch_shapes(self) -> dict[str, tuple[int | None, ...]]:
+    """The batch's arrays and their shapes (None: any size), checked by ``train.fit``."""
+    return {"x": (None, self.model.x_dim), "y": (None, self.model.y_dim)}
 
   def __call__(self, params: M.Params, batch: Batch, key: Array):
     out = self.model.apply(params, batch["x"], batch["y"], key)
@@ -173,7 +202,8 @@ def _check_model(name: str, model: Any, kinds: tuple[type, ...]) -> None:
 
 
 def _check_beta(beta: Any) -> float:
-  if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta >= 0 or math.isinf(beta):
+  if (isinstance(beta, bool) or not isinstance(beta, (int, float, np.integer, np.floating))
+      or not beta >= 0 or math.isinf(beta)):
     raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
   return float(beta)
 

@@ -52,21 +52,28 @@ class FitResult(NamedTuple):
     return self.state.params
 
 
-@functools.lru_cache(maxsize=None)
 def adam(learning_rate: float = 1e-3, decay_steps: int | None = None) -> optax.GradientTransformation:
   """``optax.adam`` with b1 = 0.9, b2 = 0.999, eps = 1e-8, as the tutorial.
 
   With ``decay_steps`` the learning rate follows a cosine from ``learning_rate`` down to 0 at
   step ``decay_steps`` (``optax.cosine_decay_schedule``); without, it is constant (the tutorial).
   Cached: the same arguments return the same object, so the compiled training program, which
-  is keyed on the optimizer, is reused across calls of ``fit``.
+  is keyed on the optimizer, is reused across calls of ``fit``. The arguments are checked
+  before the cache sees them (a list would otherwise fail as unhashable).
   """
-  if not (isinstance(learning_rate, (int, float)) and not isinstance(learning_rate, bool)
-          and math.isfinite(learning_rate) and learning_rate > 0):
+  if not (isinstance(learning_rate, (int, float, np.integer, np.floating))
+          and not isinstance(learning_rate, bool) and math.isfinite(learning_rate)
+          and learning_rate > 0):
     raise ValueError(f"learning_rate must be a positive finite number, got {learning_rate!r}")
+  if decay_steps is not None:
+    decay_steps = _check_int("decay_steps", decay_steps, 1)
+  return _adam(float(learning_rate), decay_steps)
+
+
+@functools.cache
+def _adam(learning_rate: float, decay_steps: int | None) -> optax.GradientTransformation:
   if decay_steps is None:
     return optax.adam(learning_rate, b1=0.9, b2=0.999, eps=1e-8)
-  decay_steps = _check_int("decay_steps", decay_steps, 1)
   schedule = optax.cosine_decay_schedule(learning_rate, decay_steps)
   return optax.adam(schedule, b1=0.9, b2=0.999, eps=1e-8)
 
@@ -83,6 +90,9 @@ def minibatch_indices(key: Array, n: int, batch_size: int) -> Array:
   The ``batch_size`` largest of n i.i.d. uniforms are at a uniformly random subset of positions;
   ``top_k`` finds them without sorting all n.
   """
+  n, batch_size = _check_int("n", n, 1), _check_int("batch_size", batch_size, 1)
+  if batch_size > n:
+    raise ValueError(f"batch_size must be at most n ({n}), got {batch_size}")
   if batch_size == n:
     return jnp.arange(n, dtype=jnp.int32)
   return jax.lax.top_k(jax.random.uniform(key, (n,)), batch_size)[1]
@@ -195,18 +205,23 @@ def _train_keys(seeds, ensemble):
 # Argument checks: all before anything is compiled.
 
 
-def _check_int(name: str, value: Any, minimum: int) -> int:
-  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-    raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+def _check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
+  if (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum
+      or (maximum is not None and value > maximum)):
+    want = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+    raise ValueError(f"{name} must be an integer {want}, got {value!r}")
   return int(value)
+
+
+MAX_SEED = 2**31 - 1  # seeds become an int32 array (one per member) before PRNGKey
 
 
 def _check_seed(seed: Any) -> tuple[list[int], bool]:
   if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
-    return [_check_int("seed", seed, 0)], False
+    return [_check_int("seed", seed, 0, MAX_SEED)], False
   if isinstance(seed, (str, bytes)) or not isinstance(seed, Sequence | np.ndarray):
     raise ValueError(f"seed must be an integer >= 0 or a sequence of them, got {seed!r}")
-  seeds = [_check_int(f"seed[{i}]", s, 0) for i, s in enumerate(seed)]
+  seeds = [_check_int(f"seed[{i}]", s, 0, MAX_SEED) for i, s in enumerate(seed)]
   if not seeds:
     raise ValueError("seed must be an integer >= 0 or a non-empty sequence of them, got []")
   return seeds, True
@@ -217,8 +232,11 @@ def _check_data(data: Any) -> dict[str, np.ndarray]:
     raise ValueError(f"data must be a non-empty dict of arrays, got {type(data).__name__}")
   arrays, n = {}, None
   for name, a in data.items():
-    a_np = np.asarray(a)
-    if a_np.ndim < 1 or a_np.shape[0] == 0:
+    try:
+      a_np = np.asarray(a)
+    except (TypeError, ValueError) as e:  # ragged nested lists, objects numpy cannot convert
+      raise TypeError(f"data[{name!r}] must be an array, got {type(a).__name__} ({e})") from None
+    if a_np.ndim < 1 or a_np.size == 0:
       raise ValueError(f"data[{name!r}] must be a non-empty array [N, ...], got shape {a_np.shape}")
     if not np.issubdtype(a_np.dtype, np.floating):
       raise TypeError(f"data[{name!r}] must be a floating array, got dtype {a_np.dtype}")
@@ -233,10 +251,49 @@ def _check_data(data: Any) -> dict[str, np.ndarray]:
   return arrays
 
 
+def _shape_str(shape: tuple[int | None, ...]) -> str:
+  return "[" + ", ".join("N" if i == 0 else "*" if d is None else str(d)
+                         for i, d in enumerate(shape)) + "]"
+
+
+def _check_batch(model: Any, objective: Objective, arrays: Mapping[str, np.ndarray],
+                 batch_size: int, dtype: Any) -> None:
+  """The data against what the objective reads, before anything is compiled: against the shapes
+  it declares (``objective.batch_shapes()``, as dljax's objectives do), else by tracing it on
+  one minibatch of abstract arrays (``jax.eval_shape``: shapes only, nothing compiled or run),
+  an error of that trace becoming a ValueError that names the data."""
+  declared = getattr(objective, "batch_shapes", None)
+  shapes = declared() if callable(declared) else None
+  if shapes is not None:
+    if set(shapes) - set(arrays):
+      raise ValueError(f"data must have the arrays {sorted(shapes)} that "
+                       f"{type(objective).__name__} reads, got {sorted(arrays)}")
+    for name, want in shapes.items():
+      got = arrays[name].shape
+      if len(got) != len(want) or any(w is not None and w != g for w, g in zip(want, got)):
+        raise ValueError(f"data[{name!r}] must have shape {_shape_str(want)} for "
+                         f"{getattr(objective, 'model', type(objective).__name__)}, got {got}")
+    return
+  key = jax.eval_shape(lambda: jax.random.split(jax.random.PRNGKey(0))[1])  # as fit's loss key
+  params = jax.eval_shape(lambda k: model.init(k, dtype), key)
+  batch = {name: jax.ShapeDtypeStruct((batch_size,) + a.shape[1:], dtype)
+           for name, a in arrays.items()}
+  try:
+    out = jax.eval_shape(objective, params, batch, key)
+  except (TypeError, ValueError, KeyError, IndexError) as e:
+    got = {name: a.shape for name, a in arrays.items()}
+    raise ValueError(f"data must fit the objective, got shapes {got}, on which a minibatch of "
+                     f"{batch_size} rows raised {type(e).__name__}: {e}") from e
+  if (not isinstance(out, tuple) or len(out) != 2 or getattr(out[0], "shape", None) != ()
+      or not isinstance(out[1], Mapping)):
+    raise ValueError(f"objective must return (a scalar loss, a dict of terms), got {out}")
+
+
 def check_fit_arguments(model: Any, objective: Objective, data: Mapping[str, Any], *, steps: int,
                         batch_size: int, seed: int | Sequence[int] = 0, log_every: int = 1000,
                         dtype: Any = jnp.float32) -> dict[str, Array]:
-  """Checks the arguments of ``fit`` (ValueError or TypeError naming the bad one); returns the
+  """Checks the arguments of ``fit`` (ValueError or TypeError naming the bad one, what was
+  expected and what it got), the data's shapes against the objective included; returns the
   data as device arrays of ``dtype``. Nothing is compiled."""
   _check_int("steps", steps, 1)
   _check_int("log_every", log_every, 1)
@@ -250,10 +307,18 @@ def check_fit_arguments(model: Any, objective: Objective, data: Mapping[str, Any
     raise TypeError(f"model must have an init(key, dtype) method, got {type(model).__name__}")
   if not callable(objective):
     raise TypeError(f"objective must be callable, got {type(objective).__name__}")
+  own = getattr(objective, "model", None)
+  if own is not None and own != model:
+    raise ValueError(f"objective must be built for the model trained, got an objective of "
+                     f"{own!r} and model {model!r}")
   dtype = jnp.dtype(dtype)
   if not jnp.issubdtype(dtype, jnp.floating):
     raise TypeError(f"dtype must be a floating dtype, got {dtype}")
-  return {name: jnp.asarray(a, dtype) for name, a in arrays.items()}  # only now touch the device
+  dtype = jax.dtypes.canonicalize_dtype(dtype)  # float64 is float32 unless x64 is on
+  _check_batch(model, objective, arrays, batch_size, dtype)
+  # Only now touch the device: converted on the host and copied, so nothing is compiled here
+  # (jnp.asarray(a, dtype) would compile a conversion program per shape).
+  return {name: jax.device_put(np.asarray(a, dtype)) for name, a in arrays.items()}
 
 
 class DivergenceError(FloatingPointError):
