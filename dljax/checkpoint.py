@@ -1,27 +1,36 @@
 """Checkpoints: parameters, and what rebuilds their model, in ``flax.serialization``'s msgpack.
 
-A checkpoint is a msgpack map ``{"format", "model", "params", "arrays", "meta"}``: ``model`` is
-the model's kind and sizes as JSON (the builder's keyword arguments), ``params`` the nested dict
-of arrays (with a leading member axis for an ensemble), ``arrays`` any other named arrays (e.g.
-standardiser statistics) and ``meta`` a JSON string of plain values. Loading never executes code
-(no pickle); the file is written to a temporary name, synced and renamed, so a crash never
-leaves a half-written checkpoint under the final name.
+The file is a msgpack map ``{"format", "sha256", "payload"}``: ``payload`` is itself the msgpack
+bytes of ``{"model", "params", "arrays", "meta"}`` and ``sha256`` their SHA-256, so a truncated
+or altered file is detected before anything in it is used. ``model`` is the model's kind and
+sizes as JSON (the builder's keyword arguments), ``params`` the nested dict of arrays (with a
+leading member axis for an ensemble), ``arrays`` any other named arrays (standardiser
+statistics; for a training checkpoint, ``train``: the step, the Optax state and the loss
+history, see ``train_arrays``) and ``meta`` a JSON string of plain values. Loading never
+executes code (no pickle); the file is written to a temporary name, synced and renamed, so a
+crash never leaves a half-written checkpoint under the final name.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import tempfile
 from typing import Any
 
+import jax
 import numpy as np
 from flax import serialization
 
 from dljax import models as M
 
-FORMAT = "dljax-checkpoint-1"
+FORMAT = "dljax-checkpoint-2"
+
+
+class CheckpointError(ValueError):
+  """A checkpoint that cannot be used: unreadable, truncated, altered, or not a dljax one."""
 _KINDS = {M.MLP: "mlp", M.RNN: "rnn", M.LSTM: "lstm", M.VAE: "vae", M.CVAE: "cvae"}
 _BUILDERS = {"mlp": M.mlp, "rnn": M.rnn, "lstm": M.lstm, "vae": M.vae, "cvae": M.cvae}
 
@@ -52,10 +61,11 @@ def _to_numpy(tree: Any) -> Any:
 def save(path: str | os.PathLike, model: Any, params: Any, arrays: dict[str, Any] | None = None,
          meta: dict[str, Any] | None = None) -> None:
   """Writes a checkpoint atomically (temporary file, fsync, rename)."""
-  payload = {"format": FORMAT, "model": json.dumps(model_config(model)),
-             "params": _to_numpy(params), "arrays": _to_numpy(arrays or {}),
-             "meta": json.dumps(meta or {})}
-  blob = serialization.msgpack_serialize(payload)
+  payload = serialization.msgpack_serialize(
+      {"model": json.dumps(model_config(model)), "params": _to_numpy(params),
+       "arrays": _to_numpy(arrays or {}), "meta": json.dumps(meta or {})})
+  blob = serialization.msgpack_serialize(
+      {"format": FORMAT, "sha256": hashlib.sha256(payload).hexdigest(), "payload": payload})
   path = os.fspath(path)
   directory = os.path.dirname(os.path.abspath(path))
   fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".msgpack")
@@ -75,10 +85,40 @@ def save(path: str | os.PathLike, model: Any, params: Any, arrays: dict[str, Any
 
 
 def load(path: str | os.PathLike) -> tuple[Any, dict, dict, dict]:
-  """Reads a checkpoint: ``(model, params, arrays, meta)``."""
+  """Reads a checkpoint: ``(model, params, arrays, meta)``.
+
+  Raises:
+    CheckpointError: the file is not a dljax checkpoint of this format, is truncated, or its
+      contents do not match their checksum (one line naming the file and the reason).
+    OSError: the file cannot be read.
+  """
+  name = os.fspath(path)
   with open(path, "rb") as f:
-    raw = serialization.msgpack_restore(f.read())
+    blob = f.read()
+  try:
+    raw = serialization.msgpack_restore(blob)
+  except Exception as e:  # msgpack raises several types for truncated or garbled bytes
+    raise CheckpointError(f"checkpoint {name} is corrupt or truncated: unreadable msgpack "
+                          f"({type(e).__name__})") from None
   if not isinstance(raw, dict) or raw.get("format") != FORMAT:
-    raise ValueError(f"{os.fspath(path)} is not a {FORMAT} file")
-  model = build_model(json.loads(raw["model"]))
-  return model, raw["params"], raw["arrays"], json.loads(raw["meta"])
+    found = raw.get("format") if isinstance(raw, dict) else type(raw).__name__
+    raise CheckpointError(f"checkpoint {name} must be a {FORMAT} file, got format {found!r}")
+  payload, digest = raw.get("payload"), raw.get("sha256")
+  if not isinstance(payload, bytes) or hashlib.sha256(payload).hexdigest() != digest:
+    raise CheckpointError(f"checkpoint {name} is corrupt: its SHA-256 does not match its contents")
+  content = serialization.msgpack_restore(payload)
+  model = build_model(json.loads(content["model"]))
+  return model, content["params"], content["arrays"], json.loads(content["meta"])
+
+
+def train_arrays(step: Any, opt_state: Any, history: dict[str, Any] | None = None) -> dict:
+  """What resumes training besides the parameters: the step, the Optax state (as
+  ``flax.serialization.to_state_dict``) and the per-step loss history so far."""
+  return {"step": np.asarray(step), "opt_state": serialization.to_state_dict(opt_state),
+          "history": dict(history or {})}
+
+
+def restore_opt_state(optimizer: Any, params: Any, state_dict: dict) -> Any:
+  """The Optax state saved by ``train_arrays``, rebuilt into ``optimizer``'s structure."""
+  template = jax.eval_shape(optimizer.init, params)  # the structure only; nothing is computed
+  return jax.tree.map(np.asarray, serialization.from_state_dict(template, state_dict))

@@ -322,7 +322,9 @@ def check_fit_arguments(model: Any, objective: Objective, data: Mapping[str, Any
 
 
 class DivergenceError(FloatingPointError):
-  """Training produced a non-finite loss or parameter; ``step`` is the first step affected."""
+  """Training produced a non-finite loss or parameter; ``step`` is the first step affected and
+  ``name`` the loss term (the last of them in order, so a named term before the total 'loss')
+  or the parameter."""
 
   def __init__(self, message: str, step: int, name: str):
     super().__init__(message)
@@ -339,14 +341,16 @@ def _check_finite(terms: Mapping[str, np.ndarray], params: Params, first_step: i
 
   ``terms[name][..., i]`` is the loss at step ``first_step + i + 1`` (counting steps from 1).
   """
-  bad = {name: np.flatnonzero(~np.isfinite(v).reshape(-1, v.shape[-1]).all(0))
-         for name, v in terms.items()}
-  bad = {name: idx[0] for name, idx in bad.items() if idx.size}
-  if bad:
-    name = min(bad, key=lambda k: (bad[k], k != "loss"))
-    step = first_step + int(bad[name]) + 1
-    raise DivergenceError(f"training diverged at step {step}: loss term {name!r} is not finite",
-                          step, name)
+  first = {name: np.flatnonzero(~np.isfinite(v).reshape(-1, v.shape[-1]).all(0))
+           for name, v in terms.items()}
+  first = {name: int(idx[0]) for name, idx in first.items() if idx.size}
+  if first:
+    at = min(first.values())
+    names = sorted((k for k, i in first.items() if i == at), key=lambda k: (k != "loss", k))
+    step = first_step + at + 1
+    listed = ", ".join(repr(k) for k in names)
+    raise DivergenceError(f"training diverged at step {step}: non-finite loss terms {listed}",
+                          step, names[-1])
   finite = jax.tree_util.tree_flatten_with_path(_finite_leaves(params))[0]
   for path, ok in finite:
     if not bool(ok):

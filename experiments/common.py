@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import os
 import platform
+import signal
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from absl import flags, logging
@@ -34,6 +35,13 @@ def define_common_flags(name: str, *, steps: int, batch_size: int, learning_rate
   flags.DEFINE_integer("log_every", 1000, "Steps per compiled chunk, between progress lines.")
   flags.DEFINE_integer("ensemble", 1, "Members trained as one vmapped program (seeds seed, "
                        "seed+1, ...).")
+  flags.DEFINE_integer("checkpoint_every", 1000, "Steps between training checkpoints in "
+                       "workdir/checkpoints, written at the end of the first chunk of --log_every "
+                       "steps past each multiple (0: only at the end). SIGINT and SIGTERM also "
+                       "write one before the run stops.")
+  flags.DEFINE_integer("keep_checkpoints", 3, "How many of the newest training checkpoints to keep.")
+  flags.DEFINE_bool("resume", False, "Continue from the newest good checkpoint in --workdir "
+                    "(from step 0 when there is none); the other flags must match its run's.")
   define_cache_flag()
   distributed.define_flags()  # --coordinator_address, --num_processes, --process_id
 
@@ -133,47 +141,238 @@ def prepare_or_fail(name: str, settings: dict[str, Any], flag_names: set[str]):
     fail(_flag_message(e, flag_names))
 
 
-def run_and_write(experiment, workdir: str, config: dict[str, Any]) -> dict[str, Any]:
-  """Trains a prepared example and writes the run's files into ``workdir``; returns metrics.json."""
-  from dljax import checkpoint, examples  # noqa: PLC0415
+CHECKPOINT_DIR = "checkpoints"
+# Flags that change how a run is carried out but not what it computes: a run may be resumed with
+# other values of these.
+RUN_ONLY_FLAGS = frozenset({"workdir", "compilation_cache", "resume", "checkpoint_every",
+                            "keep_checkpoints", "log_every"})
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class _Stopped(Exception):
+  """Raised by the chunk callback after a SIGINT or SIGTERM, once the checkpoint is written."""
+
+  def __init__(self, signum: int, step: int, path: str):
+    super().__init__(signum, step, path)
+    self.signum, self.step, self.path = signum, step, path
+
+
+def _checkpoint_path(workdir: str, step: int) -> str:
+  return os.path.join(workdir, CHECKPOINT_DIR, f"ckpt-{step:09d}.msgpack")
+
+
+def _checkpoints(workdir: str) -> list[tuple[int, str]]:
+  """The (step, path) of the training checkpoints in ``workdir``, newest first."""
+  folder = os.path.join(workdir, CHECKPOINT_DIR)
+  found = []
+  for name in os.listdir(folder) if os.path.isdir(folder) else []:
+    stem = name.removeprefix("ckpt-").removesuffix(".msgpack")
+    if name.startswith("ckpt-") and name.endswith(".msgpack") and stem.isdigit():
+      found.append((int(stem), os.path.join(folder, name)))
+  return sorted(found, reverse=True)
+
+
+def run_config(config: dict[str, Any]) -> dict[str, Any]:
+  """The flags that determine what a run computes (a resumed run must have the same)."""
+  return {k: v for k, v in config.items() if k not in RUN_ONLY_FLAGS}
+
+
+class _Resumed(NamedTuple):
+  state: Any  # dljax.train.TrainState
+  history: dict[str, np.ndarray]
+  path: str
+
+
+def _resume_point(experiment, workdir: str, config: dict[str, Any]) -> _Resumed | None:
+  """The newest good checkpoint of this run in ``workdir``, or None to start from step 0.
+
+  A corrupt or truncated checkpoint is reported in one line and the previous one is tried; a
+  checkpoint of another example, model or configuration stops the launcher (exit status 2).
+  """
+  import jax  # noqa: PLC0415
+  import jax.numpy as jnp  # noqa: PLC0415
+
+  from dljax import checkpoint  # noqa: PLC0415
+  from dljax import train as T  # noqa: PLC0415
+
+  for _, path in _checkpoints(workdir):
+    try:
+      model, params, arrays, meta = checkpoint.load(path)
+    except (checkpoint.CheckpointError, OSError) as e:
+      sys.stderr.write(f"warning: {e}; trying the previous checkpoint\n")
+      continue
+    if meta.get("example") != experiment.name:
+      fail(f"--resume: {path} holds a checkpoint of the {meta.get('example')!r} example, this "
+           f"run is {experiment.name!r}")
+    stored, current = meta.get("config", {}), run_config(config)
+    for key in sorted(set(stored) | set(current)):
+      if stored.get(key) != current.get(key):
+        fail(f"--resume: {path} was written with --{key}={stored.get(key)!r}, this run has "
+             f"--{key}={current.get(key)!r}")
+    if model != experiment.model:
+      fail(f"--resume: {path} holds a model {checkpoint.model_config(model)}, this run builds "
+           f"{checkpoint.model_config(experiment.model)}")
+    train = arrays["train"]
+    optimizer = experiment.fit_kwargs["optimizer"]
+    params = jax.tree.map(jnp.asarray, params)
+    state = T.TrainState(jnp.asarray(train["step"], jnp.int32), params,
+                         checkpoint.restore_opt_state(optimizer, params, train["opt_state"]))
+    logging.info("resuming from %s (step %d)", path, int(np.max(train["step"])))
+    return _Resumed(state, {k: np.asarray(v) for k, v in train["history"].items()}, path)
+  logging.info("no checkpoint to resume from in %s: starting from step 0", workdir)
+  return None
+
+
+def _restart_jsonl(path: str, step: int | None):
+  """metrics.jsonl opened for appending, keeping only the complete lines up to ``step``."""
+  kept = []
+  if step is not None and os.path.exists(path):
+    with open(path) as f:
+      for line in f:
+        try:
+          record = json.loads(line)
+        except json.JSONDecodeError:
+          break  # a line cut short by a kill, and nothing after it
+        if record.get("step", step + 1) > step:
+          break
+        kept.append(line if line.endswith("\n") else line + "\n")
+  with open(path, "w") as f:
+    f.writelines(kept)
+  return open(path, "a")
+
+
+def run_and_write(experiment, workdir: str, config: dict[str, Any], *, checkpoint_every: int = 1000,
+                  keep_checkpoints: int = 3, resume: bool = False) -> dict[str, Any]:
+  """Trains a prepared example and writes the run's files into ``workdir``; returns metrics.json.
+
+  At the end of the first chunk (see ``log_every``) that reaches each multiple of
+  ``checkpoint_every`` steps (0: none), at the last step and on SIGINT or SIGTERM, the state is written to ``workdir/checkpoints/ckpt-<step>.msgpack``
+  (atomically, with a checksum); the newest ``keep_checkpoints`` are kept. With ``resume``
+  training continues from the newest good one, and ends bitwise where an uninterrupted run
+  ends. A non-finite loss or parameter stops the run (exit status 1) with the checkpoints, all
+  finite, left as they were.
+  """
+  import jax  # noqa: PLC0415
+
+  from dljax import checkpoint  # noqa: PLC0415
+  from dljax import train as T  # noqa: PLC0415
   from experiments import figures  # noqa: PLC0415
 
   timer = compile_timer()
   compile_before, t0 = timer.seconds, time.perf_counter()
-  os.makedirs(workdir, exist_ok=True)
-  _write_json(os.path.join(workdir, "config.json"), {"example": experiment.name,
-                                                    "flags": config, "versions": versions()})
-  jsonl = open(os.path.join(workdir, "metrics.jsonl"), "w")
-  state = {"step": 0}
+  total_steps = experiment.fit_kwargs["steps"]
+  start = _resume_point(experiment, workdir, config) if resume else None
+  start_step = 0 if start is None else int(np.max(np.asarray(start.state.step)))
+  if jax.process_count() > 1:  # every process must resume from the same step
+    from jax.experimental import multihost_utils  # noqa: PLC0415
 
-  def log_chunk(train_state, terms, seconds):
+    steps = np.asarray(multihost_utils.process_allgather(np.int64(start_step))).ravel()
+    if np.any(steps != start_step):
+      fail(f"--resume: the processes found checkpoints at different steps {steps.tolist()}; "
+           "with several processes --workdir must be one folder that all of them can read")
+  writer = jax.process_index() == 0  # with several processes, the first one writes the files
+  if writer:
+    os.makedirs(os.path.join(workdir, CHECKPOINT_DIR), exist_ok=True)
+    if start is None:  # a fresh run: checkpoints left by an earlier run here must not be resumed
+      for _, old in _checkpoints(workdir):
+        os.unlink(old)
+    _write_json(os.path.join(workdir, "config.json"), {"example": experiment.name,
+                                                      "flags": config, "versions": versions()})
+  std = {k: {"mean": s.mean, "std": s.std} for k, s in experiment.standardisers.items()}
+  meta = {"example": experiment.name, "flags": config, "config": run_config(config),
+          "ensemble": int(config.get("ensemble", 1))}
+  history_chunks = [] if start is None else [start.history]
+  stop, saved = {}, {"step": start_step}
+
+  def history() -> dict[str, np.ndarray]:
+    chunks = [c for c in history_chunks if c]
+    return {k: np.concatenate([c[k] for c in chunks], axis=-1) for k in chunks[0]} if chunks else {}
+
+  def save(path: str, state) -> None:
+    arrays = {"standardisers": std, "train": checkpoint.train_arrays(state.step, state.opt_state,
+                                                                    history())}
+    checkpoint.save(path, experiment.model, state.params, arrays,
+                    dict(meta, step=int(np.max(np.asarray(state.step)))))
+
+  jsonl = _restart_jsonl(os.path.join(workdir, "metrics.jsonl"), start_step) if writer else None
+
+  def after_chunk(train_state, terms, seconds):
     steps = terms["loss"].shape[-1]
-    state["step"] += steps
-    line = {"step": state["step"], "steps_per_s": steps / seconds}
+    step = int(np.max(np.asarray(train_state.step)))
+    history_chunks.append(terms)
+    if jax.process_count() > 1:  # a signal to any process stops them all at the same chunk
+      from jax.experimental import multihost_utils  # noqa: PLC0415
+
+      signums = multihost_utils.process_allgather(np.int32(stop.get("signum", 0)))
+      if np.any(signums) and not stop:
+        stop["signum"] = int(np.max(signums))
+    if not writer:
+      if stop:
+        raise _Stopped(stop["signum"], step, _checkpoint_path(workdir, step))
+      return
+    line = {"step": step, "steps_per_s": steps / seconds}
     line.update({k: float(np.mean(v[..., -steps:])) for k, v in terms.items()})
     jsonl.write(json.dumps(line) + "\n")
     jsonl.flush()
+    due = checkpoint_every and step // checkpoint_every > saved["step"] // checkpoint_every
+    if due or step == total_steps or stop:
+      save(_checkpoint_path(workdir, step), train_state)
+      saved["step"] = step
+      for _, old in _checkpoints(workdir)[keep_checkpoints:]:
+        os.unlink(old)
+    if stop:
+      raise _Stopped(stop["signum"], step, _checkpoint_path(workdir, step))
 
-  with jsonl:
-    outcome = examples.run(experiment, callback=log_chunk)
+  def on_signal(signum, frame):
+    stop.setdefault("signum", signum)
+
+  previous = {sig: signal.signal(sig, on_signal) for sig in _STOP_SIGNALS}
+  state, fit_timings = None if start is None else start.state, {}
+  try:
+    if start_step < total_steps:
+      kwargs = dict(experiment.fit_kwargs, steps=total_steps - start_step)
+      fit = T.fit(experiment.model, experiment.objective, experiment.data, state=state,
+                  callback=after_chunk, **kwargs)
+      state, fit_timings = fit.state, fit.timings
+  except T.DivergenceError as e:
+    kept = _checkpoints(workdir)
+    last = f"the last finite checkpoint is {kept[0][1]}" if kept else "no checkpoint was written"
+    _stop_run(f"{e}; {last}", 1)
+  except _Stopped as s:
+    _stop_run(f"stopped by {signal.Signals(s.signum).name} after step {s.step}; checkpoint "
+              f"written to {s.path}; continue with --resume", 128 + s.signum)
+  finally:
+    for sig, handler in previous.items():
+      signal.signal(sig, handler)
+    if jsonl is not None:
+      jsonl.close()
   t_trained = time.perf_counter()
-  np.savez(os.path.join(workdir, "predictions.npz"), **outcome.predictions)
-  std = {k: {"mean": s.mean, "std": s.std} for k, s in experiment.standardisers.items()}
-  checkpoint.save(os.path.join(workdir, "checkpoint.msgpack"), outcome.model, outcome.fit.params,
-                  {"standardisers": std}, {"example": experiment.name, "flags": config,
-                                           "ensemble": int(config.get("ensemble", 1))})
-  figures.FIGURES[experiment.name](outcome.predictions, os.path.join(workdir, "figure.png"))
-  figures.loss_curves(outcome.fit.history, os.path.join(workdir, "loss.png"), experiment.name)
-  fit_s = outcome.fit.timings["total"]
-  steps = outcome.fit.history["loss"].shape[-1]
-  result = {"example": experiment.name, **{k: float(v) for k, v in outcome.metrics.items()},
-            "wall_s": {"total": time.perf_counter() - t0, "compile": timer.seconds - compile_before,
-                       "training": fit_s, "outputs": time.perf_counter() - t_trained},
-            "steps": steps, "steps_per_s": outcome.fit.timings["steps_per_s"],
-            "final_loss": float(np.mean(outcome.fit.history["loss"][..., -1]))}
-  _write_json(os.path.join(workdir, "metrics.json"), result)
+  predictions, metrics_ = experiment.evaluate(state.params)
+  full_history = history()
+  result = {"example": experiment.name, **{k: float(v) for k, v in metrics_.items()},
+            "steps": total_steps, "resumed_from_step": start_step,
+            "steps_per_s": fit_timings.get("steps_per_s"),
+            "final_loss": float(np.mean(full_history["loss"][..., -1]))}
+  if writer:
+    np.savez(os.path.join(workdir, "predictions.npz"), **predictions)
+    save(os.path.join(workdir, "checkpoint.msgpack"), state)
+    figures.FIGURES[experiment.name](predictions, os.path.join(workdir, "figure.png"))
+    figures.loss_curves(full_history, os.path.join(workdir, "loss.png"), experiment.name)
+  result["wall_s"] = {"total": time.perf_counter() - t0, "compile": timer.seconds - compile_before,
+                      "training": fit_timings.get("total", 0.0),
+                      "outputs": time.perf_counter() - t_trained}
+  if writer:
+    _write_json(os.path.join(workdir, "metrics.json"), result)
   logging.info("%s: %s", experiment.name, json.dumps(result))
   return result
+
+
+def _stop_run(message: str, status: int) -> None:
+  """Training stopped (divergence, signal): one line on stderr, the given exit status."""
+  prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "dljax"
+  sys.stderr.write(f"{prog}: {message}\n")
+  sys.stderr.flush()
+  sys.exit(status)
 
 
 def _write_json(path: str, obj: Any) -> None:
@@ -198,10 +397,16 @@ def launch(name: str, settings_from_flags: Callable[[], dict[str, Any]], model_f
     fail("--workdir must be a folder path, got ''")
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     fail(f"--workdir {workdir!r} exists and is not a folder")
+  every = FLAGS.checkpoint_every
+  if every < 0:
+    fail(f"--checkpoint_every must be an integer >= 0, got {every}")
+  if FLAGS.keep_checkpoints < 1:
+    fail(f"--keep_checkpoints must be an integer >= 1, got {FLAGS.keep_checkpoints}")
   distributed.initialize_from_flags()  # before any JAX computation; checks --ensemble
   experiment = prepare_or_fail(name, settings, names)
-  config = {k: FLAGS[k].value for k in sorted(names | {"workdir", "compilation_cache"})}
-  run_and_write(experiment, workdir, config)
+  config = {k: FLAGS[k].value for k in sorted(names | RUN_ONLY_FLAGS)}
+  run_and_write(experiment, workdir, config, checkpoint_every=every,
+                keep_checkpoints=FLAGS.keep_checkpoints, resume=FLAGS.resume)
 
 
 def int_list(flag: str, values: list[str]) -> tuple[int, ...]:

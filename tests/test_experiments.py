@@ -4,6 +4,7 @@ Every launcher configuration runs once per module, with few steps and a shared c
 cache, and the checks below read the files it wrote.
 """
 
+import hashlib
 import json
 import os
 import platform
@@ -26,7 +27,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = ("mlp", "rnn", "lstm", "vae", "cvae")
 STEPS, LOG_EVERY = 40, 20
 RUN_FILES = {"figure.png", "loss.png", "config.json", "metrics.jsonl", "metrics.json",
-             "predictions.npz", "checkpoint.msgpack"}
+             "predictions.npz", "checkpoint.msgpack", "checkpoints"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 # Common flags passed explicitly (batch sizes and learning rates off the defaults, so that the
@@ -293,14 +294,18 @@ def test_figures_are_real_pngs(launched, name):
 
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_checkpoint_is_msgpack_not_pickle(launched, name):
-  """checkpoint.msgpack is a msgpack map of format/model/params/arrays/meta, not a pickle."""
+  """checkpoint.msgpack is a msgpack map {format, sha256, payload}, the payload a msgpack map
+  of model/params/arrays/meta whose SHA-256 (hashlib) is the one stored; not a pickle."""
   with open(launched(name) / "checkpoint.msgpack", "rb") as f:
     raw = f.read()
   assert not raw.startswith(b"\x80\x04")
   assert raw[0] in range(0x80, 0x90) or raw[0] in (0xDE, 0xDF)  # a msgpack map
-  payload = msgpack.unpackb(raw, raw=False, strict_map_key=False)
-  assert set(payload) == {"format", "model", "params", "arrays", "meta"}
-  assert payload["format"] == checkpoint.FORMAT
+  outer = msgpack.unpackb(raw, raw=False, strict_map_key=False)
+  assert set(outer) == {"format", "sha256", "payload"}
+  assert outer["format"] == checkpoint.FORMAT
+  assert hashlib.sha256(outer["payload"]).hexdigest() == outer["sha256"]
+  payload = msgpack.unpackb(outer["payload"], raw=False, strict_map_key=False)
+  assert set(payload) == {"model", "params", "arrays", "meta"}
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
@@ -440,6 +445,8 @@ BAD_FLAGS = [
     pytest.param("vae", ["--bogus=1"], "bogus", id="vae-unknown-flag"),
     pytest.param("mlp", ["--noise=-1"], "--noise", id="mlp-noise=-1"),
     pytest.param("cvae", ["--noise=nan"], "--noise", id="cvae-noise=nan"),
+    pytest.param("rnn", ["--checkpoint_every=-1"], "--checkpoint_every", id="rnn-checkpoint_every=-1"),
+    pytest.param("vae", ["--keep_checkpoints=0"], "--keep_checkpoints", id="vae-keep_checkpoints=0"),
 ]
 BAD_FLAG_ARGS = {f"bad:{p.id}": p.values[:2] for p in BAD_FLAGS}
 

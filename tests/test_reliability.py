@@ -1,0 +1,439 @@
+"""Checkpoints, resumption, kills, signals and divergence (issue 6).
+
+Library level: a checkpoint's checksum catches truncation and altered bytes, loading never
+unpickles, a saved and restored training state continues bitwise, and a non-finite loss or
+parameter stops ``fit`` naming the step and the term (checked against an independent replay of
+the minibatch draws). Launcher level (subprocesses of ``python -m experiments.mlp``): SIGKILL
+at random moments then ``--resume`` ends bitwise equal to an uninterrupted run; SIGINT and
+SIGTERM write a checkpoint and exit 128 + signal; corrupt checkpoints are skipped with one line;
+a checkpoint of another configuration or example is refused; divergence keeps the last finite
+checkpoint and exits 1.
+"""
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from dljax import checkpoint
+from dljax import models as M
+from dljax import objectives as O
+from dljax import train as T
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# ----------------------------------------------------------------------------------------------
+# Library: checkpoint files.
+
+
+def _saved(tmp_path, name="c.msgpack"):
+  model = M.mlp(1, (8,), 1)
+  params = model.init(jax.random.PRNGKey(0))
+  path = tmp_path / name
+  checkpoint.save(path, model, params, {"s": {"mean": np.ones((1, 1))}}, {"note": "x"})
+  return path, model, params
+
+
+def test_checkpoint_round_trip_is_exact(tmp_path):
+  path, model, params = _saved(tmp_path)
+  loaded_model, loaded, arrays, meta = checkpoint.load(path)
+  assert loaded_model == model and meta == {"note": "x"}
+  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(loaded)):
+    assert np.asarray(a).tobytes() == b.tobytes()
+  assert arrays["s"]["mean"].tolist() == [[1.0]]
+
+
+@pytest.mark.parametrize("keep", [0, 1, 17, 0.5, 0.9, -1])
+def test_truncated_checkpoint_is_detected(tmp_path, keep):
+  """A file cut at any length is a CheckpointError naming the file, never a silent result."""
+  path, _, _ = _saved(tmp_path)
+  blob = path.read_bytes()
+  n = keep if isinstance(keep, int) and keep >= 0 else int(len(blob) * keep) if keep > 0 else len(blob) - 1
+  path.write_bytes(blob[:n])
+  with pytest.raises(checkpoint.CheckpointError, match=str(path)):
+    checkpoint.load(path)
+
+
+@pytest.mark.parametrize("where", [0.3, 0.6, 0.95])
+def test_altered_byte_fails_the_checksum(tmp_path, where):
+  """One flipped bit inside the parameters' bytes: the SHA-256 no longer matches."""
+  path, _, _ = _saved(tmp_path)
+  blob = bytearray(path.read_bytes())
+  blob[int(len(blob) * where)] ^= 0x01
+  path.write_bytes(bytes(blob))
+  with pytest.raises(checkpoint.CheckpointError, match="corrupt"):
+    checkpoint.load(path)
+
+
+class _Marker:
+  def __reduce__(self):
+    return (open, (os.environ["DLJAX_TEST_MARKER"], "w"))
+
+
+def test_a_pickle_is_refused_without_being_executed(tmp_path, monkeypatch):
+  """A pickle whose unpickling would create a file: refused, and the file is never made."""
+  marker = tmp_path / "executed"
+  monkeypatch.setenv("DLJAX_TEST_MARKER", str(marker))
+  path = tmp_path / "evil.msgpack"
+  path.write_bytes(pickle.dumps(_Marker()))
+  with pytest.raises(checkpoint.CheckpointError):
+    checkpoint.load(path)
+  assert not marker.exists()
+
+
+def test_train_state_round_trip_continues_bitwise(tmp_path):
+  """fit 60 steps == fit 25, save the state (params, Adam's moments and count, step), load, 35."""
+  model = M.mlp(1, (16,), 1)
+  rng = np.random.default_rng(0)
+  data = {"x": rng.normal(size=(40, 1)).astype(np.float32),
+          "y": rng.normal(size=(40, 1)).astype(np.float32)}
+  optimizer = T.adam(1e-2, 60)  # a schedule: its count must come back too
+  kw = dict(batch_size=8, seed=[3, 4], optimizer=optimizer, log_every=10)
+  objective = O.gaussian_nll(model)
+  whole = T.fit(model, objective, data, steps=60, **kw)
+  first = T.fit(model, objective, data, steps=25, **kw)
+  path = tmp_path / "t.msgpack"
+  checkpoint.save(path, model, first.params, {"train": checkpoint.train_arrays(
+      first.state.step, first.state.opt_state, first.history)})
+  _, params, arrays, _ = checkpoint.load(path)
+  params = jax.tree.map(jnp.asarray, params)
+  state = T.TrainState(jnp.asarray(arrays["train"]["step"]), params,
+                       checkpoint.restore_opt_state(optimizer, params, arrays["train"]["opt_state"]))
+  rest = T.fit(model, objective, data, steps=35, state=state, **kw)
+  for a, b in zip(jax.tree.leaves(whole.state), jax.tree.leaves(rest.state)):
+    assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
+  history = np.concatenate([arrays["train"]["history"]["loss"], rest.history["loss"]], axis=-1)
+  assert history.tobytes() == whole.history["loss"].tobytes()
+
+
+# ----------------------------------------------------------------------------------------------
+# Library: divergence.
+
+
+def _nan_after(n: int) -> optax.GradientTransformation:
+  """Passes updates through, except that update number n + 1 onwards (1-based) are NaN."""
+
+  def init(params):
+    return optax.ScaleByScheduleState(count=jnp.zeros([], jnp.int32))
+
+  def update(updates, state, params=None):
+    poison = jnp.where(state.count >= n, jnp.nan, 1.0)
+    updates = jax.tree.map(lambda u: u * poison.astype(u.dtype), updates)
+    return updates, optax.ScaleByScheduleState(count=state.count + 1)
+
+  return optax.GradientTransformation(init, update)
+
+
+class _Poisoned:
+  """The MSE plus a term ``poison`` that is NaN whenever the minibatch holds row ``row``."""
+
+  def __init__(self, model, marker):
+    self.inner, self.marker = O.mse(model), marker
+
+  def __hash__(self):
+    return hash((self.inner, self.marker))
+
+  def __eq__(self, other):
+    return isinstance(other, _Poisoned) and (self.inner, self.marker) == (other.inner, other.marker)
+
+  def __call__(self, params, batch, key=None):
+    loss, terms = self.inner(params, batch, key)
+    poison = jnp.where(jnp.any(batch["y"] == self.marker), jnp.nan, 0.0)
+    return loss + poison, {**terms, "poison": poison}
+
+
+def _data(n=50):
+  rng = np.random.default_rng(1)
+  return {"x": rng.normal(size=(n, 1)).astype(np.float32),
+          "y": rng.normal(size=(n, 1)).astype(np.float32)}
+
+
+def test_nan_parameters_stop_fit_at_the_first_affected_step():
+  """Update 38 makes the parameters NaN: the loss of step 39 is the first non-finite one; the
+  callback saw only the chunks that ended at steps 10, 20 and 30, all finite."""
+  model, data = M.mlp(1, (8,), 1), _data()
+  seen = []
+  callback = lambda state, terms, s: seen.append((int(state.step), all(
+      bool(np.all(np.isfinite(np.asarray(a)))) for a in jax.tree.leaves(state.params))))
+  optimizer = optax.chain(optax.adam(1e-3), _nan_after(37))
+  with pytest.raises(T.DivergenceError, match="step 39: non-finite loss terms 'loss', 'mse'$") as info:
+    T.fit(model, O.mse(model), data, steps=100, batch_size=5, optimizer=optimizer, log_every=10,
+          callback=callback)
+  assert info.value.step == 39 and info.value.name == "mse"
+  assert seen == [(10, True), (20, True), (30, True)]
+
+
+def test_nan_parameters_at_a_chunks_end_are_caught_by_the_parameter_check():
+  """Update 40 (the last of the 4th chunk) makes them NaN: the parameter check names step 40."""
+  model, data = M.mlp(1, (8,), 1), _data()
+  optimizer = optax.chain(optax.adam(1e-3), _nan_after(39))
+  with pytest.raises(T.DivergenceError, match=r"by step 40: parameter \['A'\] is not finite"):
+    T.fit(model, O.mse(model), data, steps=100, batch_size=5, optimizer=optimizer, log_every=10)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_nan_loss_term_names_the_term_and_the_step(seed):
+  """The poisoned row is first drawn at a step found by replaying the minibatch draws in NumPy
+  order (fold_in(train_key, t) for t = 0, 1, ...); fit names that step and the term 'poison'."""
+  model, data = M.mlp(1, (8,), 1), _data()
+  row, batch_size = 17, 5
+  objective = _Poisoned(model, float(data["y"][row, 0]))
+  _, train_key = T.keys_from_seed(seed)
+  first = None
+  for t in range(1000):
+    batch_key = jax.random.split(jax.random.fold_in(train_key, t))[0]
+    if row in np.asarray(T.minibatch_indices(batch_key, 50, batch_size)).tolist():
+      first = t + 1  # steps are counted from 1
+      break
+  assert first is not None and first > 1
+  with pytest.raises(T.DivergenceError, match=f"step {first}: non-finite loss terms 'loss', 'poison'$"):
+    T.fit(model, objective, data, steps=1000, batch_size=batch_size, seed=seed, log_every=7)
+
+
+def test_an_ensemble_with_one_diverging_member_stops():
+  """Only seed 5's draws reach the poisoned row first: the whole ensemble stops at that step."""
+  model, data = M.mlp(1, (8,), 1), _data()
+  objective = _Poisoned(model, float(data["y"][17, 0]))
+  singles = []
+  for seed in (4, 5):
+    with pytest.raises(T.DivergenceError) as info:
+      T.fit(model, objective, data, steps=1000, batch_size=5, seed=seed, log_every=7)
+    singles.append(info.value.step)
+  with pytest.raises(T.DivergenceError) as info:
+    T.fit(model, objective, data, steps=1000, batch_size=5, seed=[4, 5], log_every=7)
+  assert info.value.step == min(singles)
+
+
+# ----------------------------------------------------------------------------------------------
+# Launchers: kills, signals, corrupt checkpoints, other configurations, divergence.
+
+RUN = ["--steps=40000", "--log_every=500", "--checkpoint_every=2000", "--keep_checkpoints=3",
+       "--hidden=20,20"]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+  return str(tmp_path_factory.mktemp("jax_cache"))
+
+
+def _cmd(workdir, cache, *extra, module="experiments.mlp"):
+  return [sys.executable, "-m", module, f"--workdir={workdir}", f"--compilation_cache={cache}",
+          *RUN, *extra]
+
+
+def _run(workdir, cache, *extra, module="experiments.mlp"):
+  return subprocess.run(_cmd(workdir, cache, *extra, module=module), cwd=ROOT,
+                        capture_output=True, text=True, timeout=600)
+
+
+def _ok(proc):
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return proc
+
+
+def _lines(workdir):
+  path = os.path.join(workdir, "metrics.jsonl")
+  if not os.path.exists(path):
+    return 0
+  with open(path) as f:
+    return sum(1 for line in f if line.endswith("\n"))
+
+
+def _interrupt(workdir, cache, after_lines, delay, sig, *extra):
+  """Starts the run, waits for ``after_lines`` lines of metrics.jsonl and ``delay`` seconds more,
+  sends ``sig``; returns the process once it has exited."""
+  proc = subprocess.Popen(_cmd(workdir, cache, *extra), cwd=ROOT, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+  deadline = time.monotonic() + 300
+  while _lines(workdir) < after_lines and proc.poll() is None and time.monotonic() < deadline:
+    time.sleep(0.002)
+  time.sleep(delay)
+  proc.send_signal(sig)
+  proc.stdout_text, proc.stderr_text = proc.communicate(timeout=300)
+  return proc
+
+
+def _final_state(workdir):
+  _, params, arrays, meta = checkpoint.load(os.path.join(workdir, "checkpoint.msgpack"))
+  return params, arrays["train"], meta
+
+
+def _assert_same_run(a, b):
+  """Bitwise: final parameters, Adam state, step, loss history, predictions, metrics.jsonl."""
+  pa, ta, _ = _final_state(a)
+  pb, tb, _ = _final_state(b)
+  for x, y in zip(jax.tree.leaves((pa, ta)), jax.tree.leaves((pb, tb)), strict=True):
+    assert x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes()
+  with np.load(os.path.join(a, "predictions.npz")) as fa, \
+       np.load(os.path.join(b, "predictions.npz")) as fb:
+    assert {k: fa[k].tobytes() for k in fa} == {k: fb[k].tobytes() for k in fb}
+  drop_rate = lambda path: [line.split(", ", 2)[::2] for line in open(path)]  # steps/s varies
+  assert drop_rate(os.path.join(a, "metrics.jsonl")) == drop_rate(os.path.join(b, "metrics.jsonl"))
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, cache):
+  workdir = tmp_path_factory.mktemp("reference")
+  _ok(_run(workdir, cache))
+  return str(workdir)
+
+
+def test_uninterrupted_run_keeps_the_newest_checkpoints(reference):
+  names = sorted(os.listdir(os.path.join(reference, "checkpoints")))
+  assert names == ["ckpt-000036000.msgpack", "ckpt-000038000.msgpack", "ckpt-000040000.msgpack"]
+
+
+KILL_POINTS = np.random.default_rng(20261125)
+
+
+@pytest.mark.parametrize("kills", [1, 1, 2], ids=["kill-a", "kill-b", "kill-twice"])
+def test_sigkill_then_resume_is_bitwise_equal(tmp_path, cache, reference, kills):
+  """SIGKILL at a random moment of training (after a random number of progress lines plus a
+  random delay, so also in the middle of a checkpoint write), then --resume to the end."""
+  for i in range(kills):
+    after, delay = int(KILL_POINTS.integers(0, 70)), float(KILL_POINTS.uniform(0, 0.05))
+    proc = _interrupt(tmp_path, cache, after, delay, signal.SIGKILL, *(["--resume"] if i else []))
+    assert proc.returncode == -signal.SIGKILL, proc.stderr_text[-2000:]
+    if after == 0 or not os.path.exists(tmp_path / "metrics.jsonl"):
+      continue
+    assert not os.path.exists(tmp_path / "metrics.json")  # it died before the end
+  resumed = _ok(_run(tmp_path, cache, "--resume"))
+  assert "Traceback" not in resumed.stderr
+  _assert_same_run(reference, str(tmp_path))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_sigterm_and_sigint_write_a_checkpoint_then_exit(tmp_path, cache, reference, sig):
+  proc = _interrupt(tmp_path, cache, 10, 0.0, sig)
+  assert proc.returncode == 128 + sig, proc.stderr_text[-2000:]
+  last = proc.stderr_text.strip().splitlines()[-1]
+  step = int(last.split("after step ")[1].split(";")[0])
+  assert f"stopped by {signal.Signals(sig).name}" in last and "--resume" in last
+  assert os.path.exists(tmp_path / "checkpoints" / f"ckpt-{step:09d}.msgpack")
+  assert "Traceback" not in proc.stderr_text
+  _ok(_run(tmp_path, cache, "--resume"))
+  _assert_same_run(reference, str(tmp_path))
+
+
+def test_corrupt_checkpoints_are_reported_and_skipped(tmp_path, cache, reference):
+  """Of the three kept, the newest is truncated and the next has a flipped byte: --resume says
+  so in one line each, continues from the third (step 36000) and ends as the reference."""
+  _ok(_run(tmp_path, cache))
+  kept = sorted((tmp_path / "checkpoints").iterdir(), reverse=True)
+  newest, second = kept[0], kept[1]
+  newest.write_bytes(newest.read_bytes()[:1000])
+  blob = bytearray(second.read_bytes())
+  blob[len(blob) // 2] ^= 0x10
+  second.write_bytes(bytes(blob))
+  proc = _ok(_run(tmp_path, cache, "--resume"))
+  warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
+  assert len(warnings) == 2 and str(newest) in warnings[0] and str(second) in warnings[1]
+  assert "ckpt-000036000.msgpack (step 36000)" in proc.stderr
+  _assert_same_run(reference, str(tmp_path))
+
+
+@pytest.mark.parametrize("extra,flag", [
+    (["--hidden=30,30"], "hidden"), (["--learning_rate=0.002"], "learning_rate"),
+    (["--seed=1"], "seed"), (["--steps=30000"], "steps")])
+def test_a_checkpoint_of_another_configuration_is_refused(tmp_path, cache, reference, extra, flag):
+  """--resume with another flag value: one line naming the flag, exit 2, nothing touched."""
+  workdir = tmp_path / "w"
+  import shutil
+
+  shutil.copytree(reference, workdir)
+  before = {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()}
+  cmd = _cmd(workdir, cache, "--resume")
+  cmd = [c for c in cmd if not any(c.startswith(e.split("=")[0] + "=") for e in extra)] + extra
+  proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 2
+  lines = [line for line in proc.stderr.splitlines() if line.strip() and not line.startswith("I")]
+  assert len(lines) == 1 and f"--{flag}=" in lines[0] and "--resume" in lines[0], proc.stderr
+  assert {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()} == before
+
+
+def test_a_checkpoint_of_another_example_is_refused(tmp_path, cache, reference):
+  workdir = tmp_path / "w"
+  (workdir / "checkpoints").mkdir(parents=True)
+  source = sorted(os.listdir(os.path.join(reference, "checkpoints")))[-1]
+  data = open(os.path.join(reference, "checkpoints", source), "rb").read()
+  (workdir / "checkpoints" / source).write_bytes(data)
+  proc = subprocess.run([sys.executable, "-m", "experiments.rnn", f"--workdir={workdir}",
+                         f"--compilation_cache={cache}", "--steps=50000", "--resume"],
+                        cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 2 and "'mlp'" in proc.stderr and "'rnn'" in proc.stderr
+  assert os.listdir(workdir) == ["checkpoints"]
+
+
+def test_resume_without_checkpoints_starts_from_step_zero(tmp_path, cache, reference):
+  proc = _ok(_run(tmp_path, cache, "--resume"))
+  assert "starting from step 0" in proc.stderr
+  _assert_same_run(reference, str(tmp_path))
+
+
+DRIVER = textwrap.dedent("""
+    import sys
+    import jax.numpy as jnp
+    import optax
+    from absl import app
+    from dljax import examples
+    from experiments import common, mlp
+
+    def nan_after(n):  # fault injection: update n + 1 onwards is NaN
+      init = lambda params: optax.ScaleByScheduleState(count=jnp.zeros([], jnp.int32))
+      def update(updates, state, params=None):
+        poison = jnp.where(state.count >= n, jnp.nan, 1.0)
+        return ({k: u * poison for k, u in updates.items()},
+                optax.ScaleByScheduleState(count=state.count + 1))
+      return optax.GradientTransformation(init, update)
+
+    original = examples.PREPARERS["mlp"]
+
+    def poisoned(**kwargs):
+      e = original(**kwargs)
+      optimizer = optax.chain(e.fit_kwargs["optimizer"], nan_after(12345))
+      return e._replace(fit_kwargs=dict(e.fit_kwargs, optimizer=optimizer))
+
+    examples.PREPARERS["mlp"] = poisoned
+    app.run(mlp.main, flags_parser=common.parse_flags)
+""")
+
+
+def test_divergence_keeps_the_last_finite_checkpoint_and_exits_1(tmp_path, cache):
+  """Update 12346 is NaN (injected): one line naming step 12347 and the term, exit status 1,
+  the newest checkpoint is step 12000 and finite, and no final outputs are written."""
+  driver = tmp_path / "driver.py"
+  driver.write_text(DRIVER)
+  workdir = tmp_path / "w"
+  proc = subprocess.run([sys.executable, str(driver), f"--workdir={workdir}",
+                         f"--compilation_cache={cache}", *RUN], cwd=ROOT, capture_output=True,
+                        text=True, timeout=600, env={**os.environ, "PYTHONPATH": ROOT})
+  assert proc.returncode == 1, proc.stderr[-3000:]
+  last = proc.stderr.strip().splitlines()[-1]
+  assert "diverged at step 12347: non-finite loss terms 'loss', 'mse', 'nll'" in last, last
+  assert "ckpt-000012000.msgpack" in last and "Traceback" not in proc.stderr
+  kept = sorted(os.listdir(workdir / "checkpoints"))
+  assert kept == ["ckpt-000008000.msgpack", "ckpt-000010000.msgpack", "ckpt-000012000.msgpack"]
+  _, params, _, _ = checkpoint.load(workdir / "checkpoints" / kept[-1])
+  assert all(np.all(np.isfinite(a)) for a in jax.tree.leaves(params))
+  assert not any((workdir / f).exists() for f in ("metrics.json", "predictions.npz",
+                                                 "checkpoint.msgpack"))
+
+
+def test_launcher_divergence_before_any_checkpoint_says_so(tmp_path, cache):
+  """rnn at a learning rate of 1e30: the loss of step 2 overflows; no checkpoint to keep."""
+  proc = subprocess.run([sys.executable, "-m", "experiments.rnn", f"--workdir={tmp_path}",
+                         f"--compilation_cache={cache}", "--learning_rate=1e30", "--nodecay",
+                         "--steps=1000", "--log_every=100"], cwd=ROOT, capture_output=True,
+                        text=True, timeout=600)
+  assert proc.returncode == 1
+  last = proc.stderr.strip().splitlines()[-1]
+  assert "diverged at step 2" in last and "no checkpoint was written" in last, proc.stderr
