@@ -238,6 +238,7 @@ def prepare_recurrent(cell: str = "rnn", seed: int = 0, steps: int = 10_000, bat
   seeds = _seeds(seed, ensemble)
   lags = (5 if cell == "rnn" else 10) if lags is None else lags
   model = (M.rnn if cell == "rnn" else M.lstm)(1, hidden, 1)
+  steps = T._check_int("steps", steps, 1)  # before it sets the decay's length
   optimizer = T.adam(learning_rate, steps if decay else None)
   series = D.sine_series(n_points)
   train_part, _ = D.chronological_split(series, train_fraction)
@@ -324,6 +325,7 @@ def prepare_cvae(seed: int = 0, steps: int = 5000, batch_size: int = 5,
   """The CVAE on a noisy step; 100 curves, each with one noise draw shared by every x."""
   ensemble = _check_ensemble(ensemble)
   seeds, n_train = _seeds(seed, ensemble), T._check_int("n_train", n_train, 2)
+  hidden = M._check_sizes("hidden", hidden)  # one size list for the three networks
   model = M.cvae(1, 1, latent, hidden, hidden, hidden, variant)
   objective, optimizer = O.neg_elbo(model, beta), T.adam(learning_rate)
   d = D.step_function(seed, n=n_train, noise=noise)

@@ -447,6 +447,20 @@ BAD_FLAGS = [
     pytest.param("cvae", ["--noise=nan"], "--noise", id="cvae-noise=nan"),
     pytest.param("rnn", ["--checkpoint_every=-1"], "--checkpoint_every", id="rnn-checkpoint_every=-1"),
     pytest.param("vae", ["--keep_checkpoints=0"], "--keep_checkpoints", id="vae-keep_checkpoints=0"),
+    pytest.param("lstm", ["--steps=-5"], "--steps", id="lstm-steps=-5"),
+    pytest.param("rnn", ["--batch_size=-1"], "--batch_size", id="rnn-batch_size=-1"),
+    pytest.param("cvae", ["--learning_rate=-0.1"], "--learning_rate", id="cvae-learning_rate=-0.1"),
+    pytest.param("vae", ["--learning_rate=inf"], "--learning_rate", id="vae-learning_rate=inf"),
+    pytest.param("vae", ["--encoder=100,-3"], "--encoder", id="vae-encoder=100,-3"),
+    pytest.param("cvae", ["--hidden=0,50"], "--hidden", id="cvae-hidden=0,50"),
+    pytest.param("lstm", ["--hidden=0"], "--hidden", id="lstm-hidden=0"),
+    pytest.param("cvae", ["--ensemble=-2"], "--ensemble", id="cvae-ensemble=-2"),
+    pytest.param("rnn", ["--lags=-3"], "--lags", id="rnn-lags=-3"),
+    pytest.param("mlp", ["--log_every=0"], "--log_every", id="mlp-log_every=0"),
+    pytest.param("vae", ["--n_train=1"], "--n_train", id="vae-n_train=1"),
+    pytest.param("cvae", ["--batch_size=101"], "--batch_size", id="cvae-batch_size=101"),
+    pytest.param("vae", ["--beta=-1"], "--beta", id="vae-beta=-1"),
+    pytest.param("mlp", ["--noise=inf"], "--noise", id="mlp-noise=inf"),
 ]
 BAD_FLAG_ARGS = {f"bad:{p.id}": p.values[:2] for p in BAD_FLAGS}
 
