@@ -1,11 +1,15 @@
 """Deep Ensembles (Lakshminarayanan et al. 2017): the adversarial (FGSM) objective against an
-independent NumPy re-computation, the cubic toy's data, a heteroscedastic ensemble trained on it,
-and the mlp launcher with --dataset=cubic --heteroscedastic --adversarial end to end.
+independent NumPy re-computation, the MLP's relu units (NumPy, errors, checkpoints, defaults),
+the cubic toy's data, a heteroscedastic ensemble trained on it, and the mlp launcher with
+--dataset=cubic --heteroscedastic --adversarial end to end.
 """
 
+import contextlib
+import dataclasses
 import functools
 import json
 import os
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -24,34 +28,39 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The adversarial objective, in float64, against NumPy.
 
 
-def _np_mlp(p, x):
-  """The heteroscedastic tanh network in NumPy, any depth: (F, log sigma)."""
+_NP_PHI = {"tanh": np.tanh, "relu": lambda a: np.maximum(a, 0.0)}
+
+
+def _np_mlp(p, x, activation="tanh"):
+  """The heteroscedastic network in NumPy, any depth: (F, log sigma), H(l) = phi(H(l-1) A(l) +
+  b(l)) with phi = tanh or relu(a) = max(a, 0)."""
   H, l = x, 1
   while f"A{l}" in p:
-    H = np.tanh(H @ p[f"A{l}"] + p[f"b{l}"])
+    H = _NP_PHI[activation](H @ p[f"A{l}"] + p[f"b{l}"])
     l += 1
   return H @ p["A"] + p["b"], H @ p["A_sigma"] + p["b_sigma"]
 
 
-def _np_nll_rows(p, x, y):
+def _np_nll_rows(p, x, y, activation="tanh"):
   """Per-example NLL -sum_r log N(y | F, sigma^2), [N], by scipy."""
-  F, log_sigma = _np_mlp(p, x)
+  F, log_sigma = _np_mlp(p, x, activation)
   return -scipy.stats.norm.logpdf(y, F, np.exp(log_sigma)).sum(1)
 
 
-def _fd_grad_x(p, x, y, h=1e-6):
+def _fd_grad_x(p, x, y, h=1e-6, activation="tanh"):
   """d nll_n / d x_n by central differences (each example's loss depends on its own x only)."""
   g = np.zeros_like(x)
   for j in range(x.shape[1]):
     e = np.zeros_like(x)
     e[:, j] = h
-    g[:, j] = (_np_nll_rows(p, x + e, y) - _np_nll_rows(p, x - e, y)) / (2 * h)
+    g[:, j] = (_np_nll_rows(p, x + e, y, activation)
+               - _np_nll_rows(p, x - e, y, activation)) / (2 * h)
   return g
 
 
-def _setup(seed=0, n=13, in_dim=2, out_dim=2):
+def _setup(seed=0, n=13, in_dim=2, out_dim=2, activation="tanh"):
   """A small heteroscedastic MLP with N(0, 0.7^2) float64 parameters, and a batch (x64 only)."""
-  model = models.mlp(in_dim, (7, 5), out_dim, heteroscedastic=True)
+  model = models.mlp(in_dim, (7, 5), out_dim, heteroscedastic=True, activation=activation)
   shapes = jax.eval_shape(lambda k: model.init(k, jnp.float64), jax.random.key(0))
   rng = np.random.default_rng(seed)
   params = jax.tree.map(lambda s: jnp.asarray(0.7 * rng.standard_normal(s.shape)), shapes)
@@ -59,22 +68,24 @@ def _setup(seed=0, n=13, in_dim=2, out_dim=2):
   return model, params, x, y
 
 
+@pytest.mark.parametrize("activation", models.MLP_ACTIVATIONS)
 @pytest.mark.parametrize("epsilon", [0.003, 0.05, 0.3])
-def test_adversarial_loss_is_the_fgsm_sum(epsilon):
+def test_adversarial_loss_is_the_fgsm_sum(epsilon, activation):
   """loss = mean nll(x) + mean nll(x + eps sign(d nll / dx)), the sign from finite differences."""
   with jax.enable_x64(True):
-    model, params, x, y = _setup()
+    model, params, x, y = _setup(activation=activation)
     objective = objectives.adversarial(objectives.gaussian_nll(model), epsilon)
     loss, terms = jax.jit(objective)(params, {"x": jnp.asarray(x), "y": jnp.asarray(y)})
   p = jax.tree.map(np.asarray, params)
-  g = _fd_grad_x(p, x, y)
+  g = _fd_grad_x(p, x, y, activation=activation)
   assert np.abs(g).min() > 1e-4  # every sign is well defined
   x_adv = x + epsilon * np.sign(g)
-  clean, adv = _np_nll_rows(p, x, y).mean(), _np_nll_rows(p, x_adv, y).mean()
+  clean = _np_nll_rows(p, x, y, activation).mean()
+  adv = _np_nll_rows(p, x_adv, y, activation).mean()
   np.testing.assert_allclose(loss, clean + adv, rtol=1e-10)
   np.testing.assert_allclose(terms["nll"], clean, rtol=1e-10)
   np.testing.assert_allclose(terms["adversarial_nll"], adv, rtol=1e-10)
-  F_adv = _np_mlp(p, x_adv)[0]
+  F_adv = _np_mlp(p, x_adv, activation)[0]
   np.testing.assert_allclose(terms["adversarial_mse"], ((y - F_adv) ** 2).sum(1).mean(), rtol=1e-10)
   assert adv > clean  # the perturbation goes uphill
 
@@ -165,6 +176,138 @@ def test_adversarial_rejects_objectives_without_x():
 
 
 # ----------------------------------------------------------------------------------------------
+# The MLP's relu units: against NumPy, the shared initialisation, bad values, checkpoints and
+# the data sets' defaults (tanh for the tutorial's wiggle, relu for the cubic toy).
+
+RELU_MODELS = {
+    "relu": lambda: models.mlp(activation="relu"),  # 1-50-50-1, one learned sigma
+    "relu_het": lambda: models.mlp(1, (100,), 1, heteroscedastic=True, activation="relu"),
+    "relu_deep": lambda: models.mlp(2, (50, 50, 50), 3, activation="relu"),  # 2 in, 3 out
+}
+RELU_CASES = [(n, "float32") for n in RELU_MODELS] + [(n, "float64") for n in ("relu", "relu_het")]
+TOLERANCES = {"float32": dict(rtol=1e-5, atol=1e-6), "float64": dict(rtol=1e-12, atol=1e-12)}
+
+
+def _np_relu_predict(model, p, X):
+  """F = H(L) A + b with H(l) = max(H(l-1) A(l) + b(l), 0), H(0) = X, and log sigma
+  (H(L) A_sigma + b_sigma, or log_sigma broadcast), in float64 NumPy."""
+  q = {k: np.asarray(v, np.float64) for k, v in p.items()}
+  H = np.asarray(X, np.float64)
+  for l in range(1, len(model.hidden) + 1):
+    H = np.maximum(H @ q[f"A{l}"] + q[f"b{l}"], 0.0)
+  F = H @ q["A"] + q["b"]
+  if model.heteroscedastic:
+    return F, H @ q["A_sigma"] + q["b_sigma"]
+  return F, np.broadcast_to(q["log_sigma"], F.shape)
+
+
+@pytest.mark.parametrize("name, prec", RELU_CASES)
+def test_relu_mlp_predict_matches_numpy(name, prec):
+  """predict/apply of relu MLPs (F and log sigma) equal the NumPy re-derivation, in float32 and
+  float64. N(0, 0.3^2) is added to every parameter, so zero biases and log sigma hide nothing,
+  and the first layer's units are checked to be off (< 0) and on (> 0) in both about a fifth."""
+  dtype = jnp.dtype(prec)
+  tol = TOLERANCES[prec]
+  x64 = jax.enable_x64(True) if prec == "float64" else contextlib.nullcontext()
+  with x64, jax.default_matmul_precision("highest"):
+    model = RELU_MODELS[name]()
+    rng = np.random.default_rng(7)
+    params = jax.tree.map(
+        lambda a: jnp.asarray(np.asarray(a, np.float64) + 0.3 * rng.standard_normal(a.shape),
+                              dtype), model.init(jax.random.key(0), dtype))
+    X = jnp.asarray(rng.uniform(-2.0, 2.0, (6, model.in_dim)), dtype)
+    F, log_sigma = model.predict(params, X)
+    out = model.apply(params, X)
+    tanh_out = dataclasses.replace(model, activation="tanh").apply(params, X)
+  F_ref, log_sigma_ref = _np_relu_predict(model, params, X)
+  assert F.dtype == log_sigma.dtype == out.dtype == dtype
+  assert F.shape == log_sigma.shape == (6, model.out_dim)
+  pre = np.asarray(X, np.float64) @ np.asarray(params["A1"], np.float64) + np.asarray(
+      params["b1"], np.float64)
+  assert (pre < 0).mean() > 0.2 and (pre > 0).mean() > 0.2
+  np.testing.assert_allclose(np.asarray(F, np.float64), F_ref, **tol)
+  np.testing.assert_allclose(np.asarray(log_sigma, np.float64), log_sigma_ref, **tol)
+  np.testing.assert_allclose(np.asarray(out, np.float64), F_ref, **tol)
+  assert np.abs(np.asarray(tanh_out, np.float64) - F_ref).max() > 0.1  # not the tanh network
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_relu_and_tanh_mlps_share_their_initialisation(dtype):
+  """A key gives a relu and a tanh MLP bitwise equal parameters: Glorot-uniform multipliers,
+  zero biases (He initialisation was measured to train worse on the cubic toy, models.py)."""
+  x64 = jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
+  with x64:
+    for sizes in [(1, (100,), 1), (2, (7, 5), 3)]:
+      for het in (False, True):
+        key = jax.random.key(5)
+        relu = models.mlp(*sizes, heteroscedastic=het, activation="relu").init(key, dtype)
+        tanh = models.mlp(*sizes, heteroscedastic=het).init(key, dtype)
+        assert set(relu) == set(tanh)
+        for k in relu:
+          assert relu[k].dtype == dtype
+          np.testing.assert_array_equal(relu[k], tanh[k], err_msg=k)
+        np.testing.assert_array_equal(relu["b1"], 0.0)
+        A1 = np.asarray(relu["A1"], np.float64)
+        assert np.abs(A1).max() <= np.sqrt(6.0 / sum(A1.shape))  # Glorot's limit, not He's
+
+
+@pytest.mark.parametrize("bad", ["sigmoid", "ReLU", "", None, 1, ("relu",)])
+def test_mlp_rejects_unknown_activation(bad):
+  """The builder, a dataclass built directly (at init and predict) and prepare_mlp raise one
+  ValueError naming activation, the choices and the value received."""
+  message = f"^activation must be one of 'tanh', 'relu', got {re.escape(repr(bad))}$"
+  with pytest.raises(ValueError, match=message):
+    models.mlp(activation=bad)
+  direct = models.MLP(activation=bad)
+  with pytest.raises(ValueError, match=message):
+    direct.init(jax.random.key(0))
+  with pytest.raises(ValueError, match=message):
+    direct.predict(models.mlp().init(jax.random.key(0)), jnp.zeros((2, 1)))
+  if bad is not None:  # None is the data set's default
+    with pytest.raises(ValueError, match=message):
+      examples.prepare_mlp(dataset="cubic", activation=bad)
+
+
+def test_checkpoint_round_trips_the_activation(tmp_path):
+  """save/load keep the activation (model_config is the dataclass's fields) and the loaded
+  model predicts bitwise alike; a config without the field (written before it existed) is the
+  tanh network it was; a bad value in a config is the builder's ValueError."""
+  X = jnp.linspace(-2.0, 2.0, 7, dtype=jnp.float32)[:, None]
+  for activation in models.MLP_ACTIVATIONS:
+    model = models.mlp(1, (16, 8), 1, heteroscedastic=True, activation=activation)
+    params = model.init(jax.random.key(3))
+    assert checkpoint.model_config(model)["activation"] == activation
+    path = tmp_path / f"{activation}.msgpack"
+    checkpoint.save(path, model, params)
+    loaded, loaded_params, _, _ = checkpoint.load(path)
+    assert loaded == model and loaded.activation == activation
+    for got, want in zip(loaded.predict(loaded_params, X), model.predict(params, X)):
+      np.testing.assert_array_equal(got, want)
+  old = checkpoint.model_config(models.mlp(heteroscedastic=True))
+  del old["activation"]
+  assert checkpoint.build_model(old) == models.mlp(heteroscedastic=True)
+  assert checkpoint.build_model(old).activation == "tanh"
+  with pytest.raises(ValueError, match="^activation"):
+    checkpoint.build_model(dict(old, activation="gelu"))
+
+
+def test_tanh_is_the_default_of_the_tutorial_network():
+  """The tutorial's network stays tanh: MLP and mlp default to it, and so do prepare_mlp's
+  wiggle data (the default) with every option; cubic defaults to relu, and takes tanh when
+  asked. Adversarial epsilon defaults to 0.01 of the standardised range on the wiggle."""
+  assert models.MLP().activation == models.mlp().activation == "tanh"
+  assert examples.prepare_mlp().model == models.mlp()
+  wiggle = examples.prepare_mlp(dataset="wiggle", hidden=(100,), heteroscedastic=True,
+                                adversarial=True)
+  assert wiggle.model == models.mlp(1, (100,), 1, heteroscedastic=True)
+  x = data.sine_wiggle(seed=0).x[:, 0].astype(np.float64)
+  np.testing.assert_allclose(wiggle.objective.epsilon, 0.01 * np.ptp(x) / x.std(), rtol=1e-5)
+  assert examples.prepare_mlp(dataset="cubic").model.activation == "relu"
+  assert examples.prepare_mlp(dataset="cubic", activation="tanh").model == models.mlp()
+  assert examples.prepare_mlp(activation="relu").model == models.mlp(activation="relu")
+
+
+# ----------------------------------------------------------------------------------------------
 # The cubic toy's data.
 
 
@@ -210,18 +353,20 @@ def test_cubic_rejects_bad_arguments(kwargs):
 
 
 def test_prepare_mlp_cubic_defaults_and_epsilon():
-  """dataset=cubic: 20 points, a heteroscedastic model, and epsilon = 0.01 x the range of the
-  standardised training inputs (ptp(x) / std(x))."""
+  """dataset=cubic: 20 points, a heteroscedastic relu model, and epsilon = 0.05 (the data set's
+  default; the paper's 0.01 when asked) x the range of the standardised training inputs
+  (ptp(x) / std(x))."""
   exp = examples.prepare_mlp(dataset="cubic", hidden=(100,), heteroscedastic=True,
                              adversarial=True)
   assert exp.data["x"].shape == (20, 1)
-  assert exp.model == models.mlp(1, (100,), 1, heteroscedastic=True)
+  assert exp.model == models.mlp(1, (100,), 1, heteroscedastic=True, activation="relu")
   x = data.cubic(seed=0).x[:, 0].astype(np.float64)
   assert isinstance(exp.objective, objectives.Adversarial)
-  np.testing.assert_allclose(exp.objective.epsilon, 0.01 * np.ptp(x) / x.std(), rtol=1e-5)
-  scaled = examples.prepare_mlp(dataset="cubic", adversarial=True, adversarial_epsilon=0.05)
-  np.testing.assert_allclose(scaled.objective.epsilon, 5 * exp.objective.epsilon, rtol=1e-6)
-  assert examples.prepare_mlp(dataset="cubic").objective == objectives.gaussian_nll(models.mlp())
+  np.testing.assert_allclose(exp.objective.epsilon, 0.05 * np.ptp(x) / x.std(), rtol=1e-5)
+  paper = examples.prepare_mlp(dataset="cubic", adversarial=True, adversarial_epsilon=0.01)
+  np.testing.assert_allclose(paper.objective.epsilon, exp.objective.epsilon / 5, rtol=1e-6)
+  assert examples.prepare_mlp(dataset="cubic").objective == objectives.gaussian_nll(
+      models.mlp(activation="relu"))
 
 
 @pytest.mark.parametrize("kwargs,match", [
@@ -230,6 +375,8 @@ def test_prepare_mlp_cubic_defaults_and_epsilon():
     (dict(x_range=(1.5, 2)), "x_range"),  # beyond the wiggle's [0, 1]
     (dict(adversarial=True, adversarial_epsilon=-0.1), "adversarial_epsilon"),
     (dict(adversarial_epsilon=float("nan")), "adversarial_epsilon"),
+    (dict(activation="elu"), "activation"),
+    (dict(dataset="cubic", activation="Tanh"), "activation"),
 ])
 def test_prepare_mlp_rejects(kwargs, match):
   with pytest.raises(ValueError, match=f"^{match}"):
@@ -238,13 +385,14 @@ def test_prepare_mlp_rejects(kwargs, match):
 
 def test_prepare_mlp_cubic_accepts_a_range_overlapping_the_data():
   exp = examples.prepare_mlp(dataset="cubic", x_range=(-6, -3))
-  assert exp.model == models.mlp()
+  assert exp.model == models.mlp(activation="relu")
 
 
-# The documented run of the toy (the figure's): 5 members of 1-100-1, heteroscedastic,
-# adversarial, the launcher's default optimisation (10,000 steps of 10, Adam 1e-3), seed 0.
+# The documented run of the toy (the figure's): 5 members of 1-100-1 relu units (the data set's
+# default), heteroscedastic, adversarial at the data set's epsilon (0.05 of the range), 4,000
+# steps of 10 at Adam 1e-3, seed 0.
 TOY = dict(dataset="cubic", hidden=(100,), heteroscedastic=True, adversarial=True, ensemble=5,
-           seed=0, log_every=10_000)
+           seed=0, steps=4000, log_every=4000)
 
 
 @pytest.fixture(scope="module")
@@ -253,34 +401,51 @@ def toy(launches):  # the launcher's subprocesses (below) start first, to run al
 
 
 def test_toy_predictive_widens_beyond_the_data(toy):
-  """Seed 0 (the figure): the mixture's std at x = -6 and x = +6 is >= 1.5x its std at x = 0
-  (measured 2.5x and 3.3x), and the members' spread >= 3x (4.5x, 5.5x). Not every seed: with
-  tanh units the members agree off the data, and the per-x noise head may shrink there (seed 2's
-  total std at x = +6 is 0.65x that at 0; its members' spread still widens)."""
+  """Seed 0 (the figure): the mixture's std at x = -6 and x = +6 is >= 5x its std at x = 0
+  (measured 17x and 54x; the tanh toy's 2.5x and 3.3x fail), and the members' spread >= 2x
+  (4.4x, 3.0x: at +6 the relu members nearly agree on the slope, and the per-x noise head does
+  most of the widening). Not every seed: seed 4's total std at +6 is 4.5x that at 0."""
   p = toy.predictions
   x = p["x_test"][:, 0]
   at = {v: int(np.argmin(np.abs(x - v))) for v in (-6, 0, 6)}
   std, spread = p["y_std"][:, 0], p["y_mean_members"][:, :, 0].std(0)
   for v in (-6, 6):
-    assert std[at[v]] >= 1.5 * std[at[0]], (v, std[at[v]], std[at[0]])
-    assert spread[at[v]] >= 3.0 * spread[at[0]], (v, spread[at[v]], spread[at[0]])
+    assert std[at[v]] >= 5.0 * std[at[0]], (v, std[at[v]], std[at[0]])
+    assert spread[at[v]] >= 2.0 * spread[at[0]], (v, spread[at[v]], spread[at[0]])
   inside = np.abs(x) <= 4
   rmse_inside = metrics.rmse(p["y_mean"][inside], p["y_true"][inside])
   assert toy.metrics["rmse"] == pytest.approx(rmse_inside)
-  assert toy.metrics["rmse"] < 4.0  # the noise is 3 (measured 2.4)
+  assert toy.metrics["rmse"] < 4.0  # the noise is 3 (measured 2.7)
   assert p["sigma"].shape == (1000, 1) and p["sigma_members"].shape == (5, 1000, 1)
   np.testing.assert_allclose(p["sigma"], p["sigma_members"].mean(0), rtol=1e-6)
   np.testing.assert_allclose(toy.metrics["sigma"], p["sigma"][inside].mean(), rtol=1e-6)
-  assert 2.0 < toy.metrics["sigma"] < 6.0  # the true noise is 3 (measured 4.1)
+  # The true noise is 3; the learned per-x sigma also absorbs the FGSM step (sigma grows with
+  # |f'(x)| eps where x^3 is steep), 6.0 on average over [-4, 4]. Below 3 it has collapsed onto
+  # the 20 points (the paper's eps = 0.01: 2.3 at seed 0, 1.3-2.9 over seeds 0-4).
+  assert 3.0 < toy.metrics["sigma"] < 9.0
+
+
+def test_toy_truth_at_the_ends_lies_in_the_band(toy):
+  """Seed 0: x^3 at x = -6 and +6 lies within the mixture mean +- 2 std (measured -1.5 and +0.7
+  std from the mean; the tanh toy's -10.6 and +9.3 fail), and the mean there is still below
+  the truth in size (a relu net extrapolates linearly: -138 and +103 against -216 and +216)."""
+  p = toy.predictions
+  x = p["x_test"][:, 0]
+  for v in (-6, 6):
+    i = int(np.argmin(np.abs(x - v)))
+    z = (p["y_true"][i, 0] - p["y_mean"][i, 0]) / p["y_std"][i, 0]
+    assert abs(z) <= 2.0, (v, z)
+    assert 0 < v * p["y_mean"][i, 0] < v * p["y_true"][i, 0], (v, p["y_mean"][i, 0])
 
 
 def test_toy_coverage_on_fresh_data(toy):
-  """Seed 0: the mixture's central intervals on the 1000 fresh draws cover 42-62% / 85-96% /
-  90-99% at 50/90/95% (measured 51.7 / 92.0 / 95.8%)."""
+  """Seed 0: the mixture's central intervals on the 1000 fresh draws cover 42-70% / 82-96% /
+  87-99% at 50/90/95% (measured 62.6 / 87.5 / 90.7%; the relu ensemble at the paper's eps =
+  0.01 covers 27.6 / 60.3 / 68.6% and fails). Over seeds 0-4 the relu toy averages 50 / 80 / 84%."""
   m = toy.metrics
-  assert 0.42 <= m["coverage_50"] <= 0.62
-  assert 0.85 <= m["coverage_90"] <= 0.96
-  assert 0.90 <= m["coverage_95"] <= 0.99
+  assert 0.42 <= m["coverage_50"] <= 0.70
+  assert 0.82 <= m["coverage_90"] <= 0.96
+  assert 0.87 <= m["coverage_95"] <= 0.99
 
 
 def test_toy_fresh_scores_are_on_the_cubic_process(toy):
@@ -303,7 +468,7 @@ def test_toy_fresh_scores_are_on_the_cubic_process(toy):
   assert toy.metrics["fresh_nll"] == pytest.approx(nll, abs=0.15)
   assert toy.metrics["coverage_90"] == pytest.approx(cover, abs=0.04)
   wide_nll, _ = scores(-6, 6)
-  assert wide_nll > nll + 1.0
+  assert wide_nll > nll + 0.4  # measured 3.76 against 3.09 (fresh_nll's tolerance above: 0.15)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -312,7 +477,8 @@ def test_toy_fresh_scores_are_on_the_cubic_process(toy):
 
 CUBIC_ARGS = ["--dataset=cubic", "--adversarial", "--heteroscedastic", "--ensemble=2",
               "--steps=40", "--log_every=20", "--hidden=100"]
-BAD = {"dataset": ["--dataset=foo"], "adversarial_epsilon": ["--adversarial_epsilon=-0.1"]}
+BAD = {"dataset": ["--dataset=foo"], "adversarial_epsilon": ["--adversarial_epsilon=-0.1"],
+       "activation": ["--activation=sigmoid"]}
 RUN_FILES = {"figure.png", "loss.png", "config.json", "metrics.jsonl", "metrics.json",
              "predictions.npz", "checkpoint.msgpack"}
 
@@ -356,7 +522,7 @@ def test_launcher_cubic_writes_its_files(launches):
   assert np.all(np.abs(pred["x_train"]) <= 4)
   np.testing.assert_array_equal(pred["sigma_members"], pred["y_std_members"])
   model, params, arrays, _ = checkpoint.load(workdir / "checkpoint.msgpack")
-  assert model == models.mlp(1, (100,), 1, heteroscedastic=True)
+  assert model == models.mlp(1, (100,), 1, heteroscedastic=True, activation="relu")
   sx, sy = arrays["standardisers"]["x"], arrays["standardisers"]["y"]
   x = jnp.asarray((pred["x_test"] - sx["mean"]) / sx["std"])
   log_sigma = np.asarray(jax.vmap(lambda p: model.predict(p, x)[1])(params))
@@ -364,7 +530,8 @@ def test_launcher_cubic_writes_its_files(launches):
   with open(workdir / "config.json") as f:
     flags = json.load(f)["flags"]
   assert (flags["dataset"], flags["adversarial"], flags["heteroscedastic"],
-          flags["adversarial_epsilon"], flags["ensemble"]) == ("cubic", True, True, 0.01, 2)
+          flags["adversarial_epsilon"], flags["activation"], flags["ensemble"]) == (
+              "cubic", True, True, None, None, 2)  # None: the data set's (0.05, relu)
   with open(workdir / "metrics.jsonl") as f:
     lines = [json.loads(line) for line in f]
   assert [line["step"] for line in lines] == [20, 40]
@@ -378,8 +545,8 @@ def test_launcher_cubic_writes_its_files(launches):
 
 @pytest.mark.parametrize("flag", list(BAD))
 def test_launcher_bad_flag_fails_with_one_line(launches, flag):
-  """Unknown dataset, negative epsilon: exit status 2, one line on stderr naming the flag, no
-  traceback, nothing written."""
+  """Unknown dataset, negative epsilon, unknown activation: exit status 2, one line on stderr
+  naming the flag, no traceback, nothing written."""
   proc, workdir = launches(f"bad_{flag}")
   assert proc.returncode == 2, _output(proc)
   assert "Traceback" not in proc.stdout + proc.stderr
