@@ -292,12 +292,42 @@ def _pool(key: jax.Array, members: np.ndarray, n: int) -> np.ndarray:
   return members[which, np.arange(n) % members.shape[1]]
 
 
+IWAE_KS = (1, 10, 100, 1000)  # the IWAE bound's sample counts reported by the VAE and CVAE
+
+
+def _check_ks(ks: Any) -> tuple[int, ...]:
+  if isinstance(ks, (str, bytes)) or not hasattr(ks, "__iter__"):
+    raise ValueError(f"iwae_ks must be a sequence of integers >= 1, got {ks!r}")
+  return tuple(T._check_int(f"iwae_ks[{i}]", k, 1) for i, k in enumerate(ks))
+
+
+def _bound_scores(model, params, ensemble: int, seed: int, ks: tuple[int, ...], y, x=None):
+  """Held-out ELBO and IWAE bounds (K in ks), mean per point; {} when ks is empty.
+
+  An ensemble's IWAE is the mixture's (metrics.mixture_bound), its ELBO the members' mean (a
+  log-mean-exp of one-draw ELBOs is no bound: log mean_m p_m >= mean_m log p_m >= mean_m
+  ELBO_m); the members share the keys and are looped over, so every member and every call
+  reuses one compiled program.
+  """
+  if not ks:
+    return {}
+  key = jax.random.fold_in(eval_key(seed), 0x1BAE)
+  member = lambda m: params if ensemble == 1 else jax.tree.map(lambda a: a[m], params)
+  bounds = np.stack([metrics.log_likelihood_bounds(model, member(m), key, y, ks, x)
+                     for m in range(ensemble)])  # [K, 1 + len(ks), N]
+  iwae_means = np.asarray(metrics.mixture_bound(bounds[:, 1:])).mean(-1)
+  return {"elbo_held_out": float(bounds[:, 0].mean()),
+          **{f"iwae_{k}": float(b) for k, b in zip(ks, iwae_means)}}
+
+
 def prepare_vae(seed: int = 0, steps: int = 5000, batch_size: int = 200,
                 learning_rate: float = 1e-3, latent: int = 2, encoder: Any = (100, 50),
                 decoder: Any = (50, 100), n_train: int = 1000, beta: float = 1.0,
-                ensemble: int = 1, log_every: int = 1000) -> Experiment:
-  """The VAE on a noisy ring; scored by the energy distance of 1000 decoder means to fresh data."""
-  ensemble = _check_ensemble(ensemble)
+                ensemble: int = 1, log_every: int = 1000,
+                iwae_ks: Any = IWAE_KS) -> Experiment:
+  """The VAE on a noisy ring; scored by the energy distance of 1000 decoder means to fresh data,
+  and by the held-out ELBO and IWAE bounds with ``iwae_ks`` samples (none: skipped)."""
+  ensemble, iwae_ks = _check_ensemble(ensemble), _check_ks(iwae_ks)
   seeds, n_train = _seeds(seed, ensemble), T._check_int("n_train", n_train, 2)
   model = M.vae(2, latent, encoder, decoder)
   objective, optimizer = O.neg_elbo(model, beta), T.adam(learning_rate)
@@ -313,21 +343,9 @@ def prepare_vae(seed: int = 0, steps: int = 5000, batch_size: int = 200,
     if ensemble > 1:
       pred["sample_means_members"] = means
     fresh = D.noisy_ring(seed + FRESH_DATA_SEED_OFFSET, N_SAMPLES)
-    # Log-likelihood bounds on the fresh ring, mean per point, in the standardised units the
-    # model sees (for the original units add -sum(log sy.std)): ELBO and IWAE, K = 1 ... 1000.
-    # An ensemble's IWAE is the mixture's (metrics.mixture_bound), its ELBO the members' mean (a
-    # log-mean-exp of one-draw ELBOs is no bound); members share the keys, and are looped over
-    # so that every member and every call reuses one compiled program.
-    ks, k_bounds = (1, 10, 100, 1000), jax.random.fold_in(eval_key(seed), 0x1BAE)
-    y_fresh = jnp.asarray(sy.transform(fresh))
-    member = lambda m: params if ensemble == 1 else jax.tree.map(lambda a: a[m], params)
-    bounds = np.stack([metrics.log_likelihood_bounds(model, member(m), k_bounds, y_fresh, ks)
-                       for m in range(ensemble)])  # [K, 1 + len(ks), 1000]
-    elbo_mean = float(bounds[:, 0].mean())  # log mean_m p_m >= mean_m log p_m >= mean_m ELBO_m
-    iwae_means = np.asarray(metrics.mixture_bound(bounds[:, 1:])).mean(-1)
+    y_fresh = jnp.asarray(sy.transform(fresh))  # standardised: add -sum(log sy.std) for y's units
     return pred, {"energy_distance": metrics.energy_distance(pred["sample_means"], fresh),
-                  "elbo_held_out": elbo_mean,
-                  **{f"iwae_{k}": float(b) for k, b in zip(ks, iwae_means)}}
+                  **_bound_scores(model, params, ensemble, seed, iwae_ks, y_fresh)}
 
   return _prepare("vae", model, objective, {"y": sy.transform(y)}, steps=steps,
                   batch_size=batch_size, seed=seeds, log_every=log_every,
@@ -337,9 +355,11 @@ def prepare_vae(seed: int = 0, steps: int = 5000, batch_size: int = 200,
 def prepare_cvae(seed: int = 0, steps: int = 5000, batch_size: int = 5,
                  learning_rate: float = 1e-3, latent: int = 2, hidden: Any = (50, 50),
                  variant: str = "tutorial", n_train: int = 100, noise: float = 0.1,
-                 beta: float = 1.0, ensemble: int = 1, log_every: int = 1000) -> Experiment:
-  """The CVAE on a noisy step; 100 curves, each with one noise draw shared by every x."""
-  ensemble = _check_ensemble(ensemble)
+                 beta: float = 1.0, ensemble: int = 1, log_every: int = 1000,
+                 iwae_ks: Any = IWAE_KS) -> Experiment:
+  """The CVAE on a noisy step; 100 curves, each with one noise draw shared by every x; the
+  held-out ELBO and IWAE bounds of log p(y | x) with ``iwae_ks`` samples (none: skipped)."""
+  ensemble, iwae_ks = _check_ensemble(ensemble), _check_ks(iwae_ks)
   seeds, n_train = _seeds(seed, ensemble), T._check_int("n_train", n_train, 2)
   hidden = M._check_sizes("hidden", hidden)  # one size list for the three networks
   model = M.cvae(1, 1, latent, hidden, hidden, hidden, variant)
@@ -359,22 +379,12 @@ def prepare_cvae(seed: int = 0, steps: int = 5000, batch_size: int = 5,
       pred["sample_means_members"] = curves
     away = (d.x_test[:, 0] < 0.45) | (d.x_test[:, 0] > 0.55)
     err = np.abs(pred["sample_means"].mean(0) - d.y_test)[away]
-    # Bounds on log p(y | x) for fresh draws of the data process, mean per pair, in standardised
-    # units of y (for the original units add -log sy.std): ELBO and IWAE, K = 1 ... 1000. An
-    # ensemble's IWAE is the mixture's (metrics.mixture_bound), its ELBO the members' mean;
-    # members share the keys, and are looped over so that each call reuses one program.
+    # Bounds on log p(y | x) for fresh draws of the data process, in standardised units of y
+    # (for the original units add -log sy.std).
     held = D.step_function(seed + FRESH_DATA_SEED_OFFSET, n=N_SAMPLES, noise=noise)
     x_fresh, y_fresh = jnp.asarray(sx.transform(held.x)), jnp.asarray(sy.transform(held.y))
-    ks, k_bounds = (1, 10, 100, 1000), jax.random.fold_in(eval_key(seed), 0x1BAE)
-    member = lambda m: params if ensemble == 1 else jax.tree.map(lambda a: a[m], params)
-    bounds = np.stack([
-        metrics.log_likelihood_bounds(model, member(m), k_bounds, y_fresh, ks, x_fresh)
-        for m in range(ensemble)])  # [K, 1 + len(ks), 1000]
-    elbo_mean = float(bounds[:, 0].mean())  # log mean_m p_m >= mean_m log p_m >= mean_m ELBO_m
-    iwae_means = np.asarray(metrics.mixture_bound(bounds[:, 1:])).mean(-1)
     return pred, {"max_abs_error_of_mean_away_from_step": float(err.max()),
-                  "elbo_held_out": elbo_mean,
-                  **{f"iwae_{k}": float(b) for k, b in zip(ks, iwae_means)}}
+                  **_bound_scores(model, params, ensemble, seed, iwae_ks, y_fresh, x_fresh)}
 
   return _prepare("cvae", model, objective, {"x": sx.transform(d.x), "y": sy.transform(d.y)},
                   steps=steps, batch_size=batch_size, seed=seeds,

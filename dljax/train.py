@@ -336,6 +336,11 @@ def _finite_leaves(params: Params) -> Params:
   return jax.tree.map(lambda a: jnp.all(jnp.isfinite(a)), params)
 
 
+@jax.jit
+def _all_finite(params: Params) -> Array:
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(params)]))
+
+
 def _check_finite(terms: Mapping[str, np.ndarray], params: Params, first_step: int) -> None:
   """Raises DivergenceError naming the first step and loss term (or parameter) not finite.
 
@@ -351,6 +356,8 @@ def _check_finite(terms: Mapping[str, np.ndarray], params: Params, first_step: i
     listed = ", ".join(repr(k) for k in names)
     raise DivergenceError(f"training diverged at step {step}: non-finite loss terms {listed}",
                           step, names[-1])
+  if bool(_all_finite(params)):  # one scalar to the host per chunk; the names only on failure
+    return
   finite = jax.tree_util.tree_flatten_with_path(_finite_leaves(params))[0]
   for path, ok in finite:
     if not bool(ok):

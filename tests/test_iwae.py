@@ -242,3 +242,17 @@ def test_bad_arguments(call, error):
   with pytest.raises(error):  # raised before the parameters are used
     call(model, cmodel, {}, {}, y, x)
 
+
+
+def test_examples_skip_the_bounds_when_asked_and_check_iwae_ks():
+  """iwae_ks=() (what experiments.reproduce passes): no bound in the metrics; a K below 1 or a
+  string is refused naming iwae_ks before anything runs."""
+  from dljax import examples
+
+  outcome = examples.run_cvae(seed=0, steps=20, log_every=20, iwae_ks=())
+  assert not any(k.startswith(("iwae_", "elbo_")) for k in outcome.metrics)
+  outcome = examples.run_cvae(seed=0, steps=20, log_every=20, iwae_ks=(1, 5))
+  assert {"elbo_held_out", "iwae_1", "iwae_5"} <= set(outcome.metrics)
+  for bad in [(0,), "10", (1, -3)]:
+    with pytest.raises(ValueError, match="iwae_ks"):
+      examples.prepare_vae(iwae_ks=bad)
