@@ -241,13 +241,21 @@ def _restart_jsonl(path: str, step: int | None):
   return open(path, "a")
 
 
+def _from_every_process(value: np.ndarray) -> np.ndarray:
+  """The value of every process (a collective: every process must call it), flattened."""
+  from jax.experimental import multihost_utils  # noqa: PLC0415
+
+  return np.asarray(multihost_utils.process_allgather(value)).ravel()
+
+
 def run_and_write(experiment, workdir: str, config: dict[str, Any], *, checkpoint_every: int = 1000,
                   keep_checkpoints: int = 3, resume: bool = False) -> dict[str, Any]:
   """Trains a prepared example and writes the run's files into ``workdir``; returns metrics.json.
 
   At the end of the first chunk (see ``log_every``) that reaches each multiple of
-  ``checkpoint_every`` steps (0: none), at the last step and on SIGINT or SIGTERM, the state is written to ``workdir/checkpoints/ckpt-<step>.msgpack``
-  (atomically, with a checksum); the newest ``keep_checkpoints`` are kept. With ``resume``
+  ``checkpoint_every`` steps (0: none), at the last step and on SIGINT or SIGTERM, the state is
+  written to ``workdir/checkpoints/ckpt-<step>.msgpack`` (atomically, with a checksum); the
+  newest ``keep_checkpoints`` are kept. With ``resume``
   training continues from the newest good one, and ends bitwise where an uninterrupted run
   ends. A non-finite loss or parameter stops the run (exit status 1) with the checkpoints, all
   finite, left as they were.
@@ -264,9 +272,7 @@ def run_and_write(experiment, workdir: str, config: dict[str, Any], *, checkpoin
   start = _resume_point(experiment, workdir, config) if resume else None
   start_step = 0 if start is None else int(np.max(np.asarray(start.state.step)))
   if jax.process_count() > 1:  # every process must resume from the same step
-    from jax.experimental import multihost_utils  # noqa: PLC0415
-
-    steps = np.asarray(multihost_utils.process_allgather(np.int64(start_step))).ravel()
+    steps = _from_every_process(np.int64(start_step))
     if np.any(steps != start_step):
       fail(f"--resume: the processes found checkpoints at different steps {steps.tolist()}; "
            "with several processes --workdir must be one folder that all of them can read")
@@ -301,9 +307,7 @@ def run_and_write(experiment, workdir: str, config: dict[str, Any], *, checkpoin
     step = int(np.max(np.asarray(train_state.step)))
     history_chunks.append(terms)
     if jax.process_count() > 1:  # a signal to any process stops them all at the same chunk
-      from jax.experimental import multihost_utils  # noqa: PLC0415
-
-      signums = multihost_utils.process_allgather(np.int32(stop.get("signum", 0)))
+      signums = _from_every_process(np.int32(stop.get("signum", 0)))
       if np.any(signums) and not stop:
         stop["signum"] = int(np.max(signums))
     if not writer:
