@@ -180,7 +180,7 @@ def test_nan_parameters_at_a_chunks_end_are_caught_by_the_parameter_check():
     T.fit(model, O.mse(model), data, steps=100, batch_size=5, optimizer=optimizer, log_every=10)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [1, 2, 3])  # first drawn at steps 13, 2 and 4 (seeds 0 and 5: 1)
 def test_a_nan_loss_term_names_the_term_and_the_step(seed):
   """The poisoned row is first drawn at a step found by replaying the minibatch draws in NumPy
   order (fold_in(train_key, t) for t = 0, 1, ...); fit names that step and the term 'poison'."""
@@ -200,17 +200,18 @@ def test_a_nan_loss_term_names_the_term_and_the_step(seed):
 
 
 def test_an_ensemble_with_one_diverging_member_stops():
-  """Only seed 5's draws reach the poisoned row first: the whole ensemble stops at that step."""
+  """Seed 6's draws reach the poisoned row first (step 9; seed 4's at 10): the ensemble of the
+  two stops at that step."""
   model, data = M.mlp(1, (8,), 1), _data()
   objective = _Poisoned(model, float(data["y"][17, 0]))
   singles = []
-  for seed in (4, 5):
+  for seed in (4, 6):
     with pytest.raises(T.DivergenceError) as info:
       T.fit(model, objective, data, steps=1000, batch_size=5, seed=seed, log_every=7)
     singles.append(info.value.step)
   with pytest.raises(T.DivergenceError) as info:
-    T.fit(model, objective, data, steps=1000, batch_size=5, seed=[4, 5], log_every=7)
-  assert info.value.step == min(singles)
+    T.fit(model, objective, data, steps=1000, batch_size=5, seed=[4, 6], log_every=7)
+  assert singles[1] < singles[0] and info.value.step == singles[1]
 
 
 # ----------------------------------------------------------------------------------------------

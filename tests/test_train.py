@@ -166,6 +166,34 @@ def test_minibatches_are_uniform_subsets_without_replacement():
   assert stats.chisquare(counts).pvalue > 1e-4
 
 
+@pytest.mark.parametrize("n, b", [(61, 1), (40, T.FLOYD_MAX_BATCH), (40, T.FLOYD_MAX_BATCH + 1),
+                                  (T.FLOYD_MAX_N, 2)])
+def test_minibatch_indices_are_distinct_and_uniform_on_both_paths(n, b):
+  """Floyd's draw (b <= 32, n <= 2^16, at both limits) and top_k's (b = 33): distinct, in range,
+  and each index equally likely (chi-square; for n = 2^16, over the first 64 indices)."""
+  draws = 4000
+  keys = jax.random.split(jax.random.PRNGKey(1), draws)
+  idx = np.asarray(jax.jit(jax.vmap(lambda k: T.minibatch_indices(k, n, b)))(keys))
+  assert idx.shape == (draws, b) and idx.dtype == np.int32
+  assert idx.min() >= 0 and idx.max() < n
+  assert (np.diff(np.sort(idx, axis=1), axis=1) > 0).all()
+  if n > 1000:  # 8000 draws over 65,536 indices: the first 64 and the rest
+    low = np.bincount(idx.ravel(), minlength=n)[:64]
+    assert stats.chisquare(np.append(low, 2 * draws - low.sum()),
+                           np.append(np.full(64, 2 * draws / n), 2 * draws * (1 - 64 / n))).pvalue > 1e-4
+    return
+  assert stats.chisquare(np.bincount(idx.ravel(), minlength=n)).pvalue > 1e-4
+
+
+def test_scaled_bits_equal_exact_integer_arithmetic():
+  """Floyd's index floor(u m / 2^32), computed in uint32, against NumPy's uint64 product."""
+  rng = np.random.default_rng(0)
+  u = np.concatenate([rng.integers(0, 2**32, 5000, dtype=np.uint64), np.array([0, 1, 2**32 - 1, 2**31], np.uint64)])
+  m = np.concatenate([rng.integers(1, 2**16 + 1, 5000, dtype=np.uint64), np.array([1, 2**16, 2**16, 7], np.uint64)])
+  got = np.asarray(T._scale_bits(jnp.asarray(u, jnp.uint32), jnp.asarray(m, jnp.uint32)))
+  np.testing.assert_array_equal(got, (u * m) >> 32)
+
+
 def test_training_reduces_the_loss():
   """The RNN's MSE over its last 50 of 400 steps is below a fifth of its first 10 (0.92 -> 0.035)."""
   run = T.fit(_RNN, O.mse(_RNN), _RNN_DATA, steps=400, batch_size=4, log_every=400)
