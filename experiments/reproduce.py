@@ -3,15 +3,23 @@ r"""Runs the tutorial's five examples at its settings; prints and writes a summa
   python -m experiments.reproduce                         # -> runs/reproduce/{mlp,...}/, summary.md
   python -m experiments.reproduce --workdir=/tmp/r --compilation_cache=''   # no cache
   python -m experiments.reproduce --examples=mlp,vae --steps_scale=0.01    # a quick smoke run
+  python -m experiments.reproduce --jobs=1                # all in this process, one at a time
 
-Each example writes the same files as its own launcher (``python -m experiments.NAME``).
+Each example writes the same files as its own launcher (``python -m experiments.NAME``). The
+examples are independent, so on a CPU they run ``--jobs`` at a time (default: the cores this
+process may use), each in a process of its own; their files are the same bit for bit whatever
+``--jobs`` is. On an accelerator they run one at a time in one process (several processes would
+each claim the device's memory).
 """
 
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 _START = time.perf_counter()  # before the heavy imports: the wall time includes start-up
 
+import multiprocessing  # noqa: E402
 import os  # noqa: E402
+import threading  # noqa: E402
 
 from absl import app, flags, logging  # noqa: E402
 
@@ -23,9 +31,15 @@ _EXAMPLES = flags.DEFINE_list("examples", list(EXAMPLES), "Examples to run.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of every example.")
 _STEPS_SCALE = flags.DEFINE_float("steps_scale", 1.0, "Multiplies every example's steps (for "
                                   "smoke tests); 1 is the tutorial's settings.")
+_JOBS = flags.DEFINE_integer("jobs", None, "Examples run at once on a CPU, each in its own "
+                             "process (default: the cores this process may use, at most the "
+                             "number of examples); 1 runs them one after another in this process.")
 common.define_cache_flag()
 
 _DEFAULT_STEPS = {"mlp": 10_000, "rnn": 10_000, "lstm": 10_000, "vae": 5000, "cvae": 5000}
+# Warm wall time of each example at the tutorial's settings on the 2-core development CPU (s): the
+# longest are handed out first, so that the last one to finish starts as early as it can.
+_COST = {"vae": 3.0, "lstm": 1.8, "cvae": 1.6, "mlp": 1.4, "rnn": 1.2}
 _QUALITY = {"mlp": "RMSE {rmse:.3f}, sigma {sigma:.3f} (true 0.1)",
             "rnn": "held-out RMSE {rmse_held_out:.3f}",
             "lstm": "held-out RMSE {rmse_held_out:.3f}",
@@ -45,7 +59,15 @@ def main(argv):
   common.quiet_backend_probe()
   if not _WORKDIR.value:
     common.fail("--workdir must be a folder path, got ''")
+  if _JOBS.value is not None and _JOBS.value < 1:
+    common.fail(f"--jobs must be an integer >= 1, got {_JOBS.value}")
+  cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+  jobs = min(_JOBS.value or cores or 1, len(_EXAMPLES.value))
   common.enable_compilation_cache(_FLAGS.compilation_cache)
+  import jax  # noqa: PLC0415 (after the flags are checked, so that a bad flag fails fast)
+
+  if jax.default_backend() != "cpu":
+    jobs = 1
   prepared = {}
   for name in _EXAMPLES.value:  # every example checked before any is run
     steps = max(1, round(_DEFAULT_STEPS[name] * _STEPS_SCALE.value))
@@ -53,13 +75,8 @@ def main(argv):
     settings = {"seed": _SEED.value, "steps": steps, "log_every": log_every}
     if name in ("vae", "cvae"):  # the tutorial's figures need no IWAE; the launchers report it
       settings["iwae_ks"] = ()
-    prepared[name] = common.prepare_or_fail(name, settings, set())
-  rows = []
-  for name, experiment in prepared.items():
-    workdir = os.path.join(_WORKDIR.value, name)
-    config = {"seed": _SEED.value, **{k: v for k, v in experiment.fit_kwargs.items()
-                                      if k in ("steps", "batch_size", "log_every")}}
-    rows.append(common.run_and_write(experiment, workdir, config))
+    prepared[name] = settings, common.prepare_or_fail(name, settings, set())
+  rows = _run_all(prepared, jobs - 1, _SEED.value)
   total = time.perf_counter() - _START
   lines = ["| example | quality | steps | compile (s) | training (s) | steps/s | total (s) |",
            "|---|---|---|---|---|---|---|"]
@@ -77,6 +94,82 @@ def main(argv):
                       for r in rows)
   with open(os.path.join(_WORKDIR.value, "summary.md"), "w") as f:
     f.write(f"# dljax: the tutorial's five examples\n\n{table}\n\n{figures}")
+
+
+def _config(experiment, seed: int) -> dict:
+  return {"seed": seed, **{k: v for k, v in experiment.fit_kwargs.items()
+                           if k in ("steps", "batch_size", "log_every")}}
+
+
+def _workdir(name: str) -> str:
+  return os.path.join(_WORKDIR.value, name)
+
+
+def _start_helpers(count: int, cache: str) -> ProcessPoolExecutor:
+  """``count`` helper processes, their imports started at once (they overlap this process's run)."""
+  # spawn: this process has started JAX's thread pools, which a fork would not carry over.
+  pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_helper_init, initargs=(cache,))
+  for _ in range(count):
+    pool.submit(_helper_ready)  # the imports start at once, not at the first example
+  return pool
+
+
+def _helper_init(cache: str) -> None:
+  logging.set_verbosity(logging.WARNING)
+  common.quiet_backend_probe()
+  common.enable_compilation_cache(cache)
+  from dljax import examples  # noqa: F401, PLC0415
+  from experiments import figures  # noqa: F401, PLC0415
+
+
+def _helper_ready() -> None:
+  pass
+
+
+def _run_one(name: str, settings: dict, workdir: str, config: dict) -> dict:
+  """One example in a helper process: prepared from the same (already checked) settings."""
+  from dljax import examples  # noqa: PLC0415
+
+  return common.run_and_write(examples.PREPARERS[name](**settings), workdir, config)
+
+
+def _run_all(prepared: dict, n_helpers: int, seed: int) -> list[dict]:
+  """Each example's metrics, in the order given. The longest are handed out first, each to
+  whoever is free: this process, or a helper (from the pool's thread, as each one finishes)."""
+  if n_helpers < 1:
+    return [common.run_and_write(e, _workdir(n), _config(e, seed)) for n, (_, e) in prepared.items()]
+  queue = sorted(prepared, key=lambda n: -_COST[n])
+  mine = queue.pop(0)  # this process is ready now; the helpers have their imports ahead of them
+  helpers = _start_helpers(n_helpers, _FLAGS.compilation_cache)
+  lock, futures, results = threading.Lock(), {}, {}
+
+  def next_name() -> str | None:
+    with lock:
+      return queue.pop(0) if queue else None
+
+  def feed(future=None) -> None:
+    with lock:  # popped and submitted together: once the queue is empty, futures is complete
+      if not queue:
+        return
+      name = queue.pop(0)
+      settings, e = prepared[name]
+      futures[name] = helpers.submit(_run_one, name, settings, _workdir(name), _config(e, seed))
+    futures[name].add_done_callback(feed)
+
+  try:
+    for _ in range(n_helpers):
+      feed()
+    while mine is not None:
+      e = prepared[mine][1]
+      results[mine] = common.run_and_write(e, _workdir(mine), _config(e, seed))
+      mine = next_name()
+    with lock:
+      pending = dict(futures)
+    results.update({name: f.result() for name, f in pending.items()})
+  finally:
+    helpers.shutdown(cancel_futures=True)
+  return [results[n] for n in prepared]
 
 
 _FLAGS = flags.FLAGS

@@ -122,8 +122,13 @@ class _Jobs:
       workdir.mkdir()
       return "experiments.mlp", [*_flags(COMMON["mlp"]), "--workdir=", cache], workdir, workdir
     if key == "reproduce":
-      return ("experiments.reproduce", [f"--workdir={workdir}", "--steps_scale=0.004", cache],
-              ROOT, workdir)
+      return ("experiments.reproduce", [f"--workdir={workdir}", "--steps_scale=0.004", "--jobs=2",
+                                        cache], ROOT, workdir)
+    if key == "reproduce_one_job":
+      return ("experiments.reproduce", [f"--workdir={workdir}", "--steps_scale=0.004", "--jobs=1",
+                                        "--examples=cvae,mlp,rnn", cache], ROOT, workdir)
+    if key == "reproduce_bad_jobs":
+      return ("experiments.reproduce", [f"--workdir={workdir}", "--jobs=0", cache], ROOT, workdir)
     if key == "reproduce_unknown":
       return ("experiments.reproduce", [f"--workdir={workdir}", "--examples=mlp,foo", cache], ROOT,
               workdir)
@@ -527,6 +532,23 @@ def test_reproduce_unknown_example_fails_with_one_line(jobs):
   assert not workdir.exists()
 
 
+def test_reproduce_files_do_not_depend_on_jobs(jobs):
+  """Two processes (--jobs=2) and one (--jobs=1) write the same predictions and checkpoints,
+  byte for byte."""
+  two, one = jobs.get("reproduce"), jobs.get("reproduce_one_job")
+  assert one[0].returncode == 0, _output(one[0])
+  for name in ("cvae", "mlp", "rnn"):
+    for f in ("predictions.npz", "checkpoint.msgpack"):
+      assert (two[1] / name / f).read_bytes() == (one[1] / name / f).read_bytes(), (name, f)
+
+
+def test_reproduce_bad_jobs_fails_with_one_line(jobs):
+  """reproduce --jobs=0: non-zero exit, one line naming --jobs, nothing written."""
+  proc, workdir = jobs.get("reproduce_bad_jobs")
+  assert "--jobs" in _one_line(proc)
+  assert not workdir.exists()
+
+
 def test_helpfull_documents_every_flag(jobs):
   """mlp --helpfull documents every common flag, --workdir, --compilation_cache and --hidden."""
   proc, _ = jobs.get("helpfull")
@@ -540,5 +562,6 @@ def test_helpfull_documents_every_flag(jobs):
 # long reproduce run starts early to overlap the others; and the runs a job waits for: the second
 # rnn run reads the first's compiled programs from the cache.
 ORDER = [*EXAMPLES, "reproduce", *[k for k in CONFIGS if k not in EXAMPLES], *BAD_FLAG_ARGS,
-         "empty_workdir", "reproduce_unknown", "helpfull"]
+         "empty_workdir", "reproduce_unknown", "reproduce_one_job", "reproduce_bad_jobs",
+         "helpfull"]
 DEPENDS = {"rnn_again": "rnn"}
