@@ -63,11 +63,14 @@ def main(argv):
     common.fail(f"--jobs must be an integer >= 1, got {_JOBS.value}")
   cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
   jobs = min(_JOBS.value or cores or 1, len(_EXAMPLES.value))
+  # The helpers start first, so that their start-up (~2.5 s of imports) overlaps this process's.
+  helpers = _start_helpers(jobs - 1, _FLAGS.compilation_cache) if jobs > 1 else None
   common.enable_compilation_cache(_FLAGS.compilation_cache)
   import jax  # noqa: PLC0415 (after the flags are checked, so that a bad flag fails fast)
 
-  if jax.default_backend() != "cpu":
-    jobs = 1
+  if helpers is not None and jax.default_backend() != "cpu":
+    helpers.shutdown(cancel_futures=True)  # one process on an accelerator
+    helpers, jobs = None, 1
   prepared = {}
   for name in _EXAMPLES.value:  # every example checked before any is run
     steps = max(1, round(_DEFAULT_STEPS[name] * _STEPS_SCALE.value))
@@ -76,7 +79,7 @@ def main(argv):
     if name in ("vae", "cvae"):  # the tutorial's figures need no IWAE; the launchers report it
       settings["iwae_ks"] = ()
     prepared[name] = settings, common.prepare_or_fail(name, settings, set())
-  rows = _run_all(prepared, jobs - 1, _SEED.value)
+  rows = _run_all(prepared, helpers, jobs - 1, _SEED.value)
   total = time.perf_counter() - _START
   lines = ["| example | quality | steps | compile (s) | training (s) | steps/s | total (s) |",
            "|---|---|---|---|---|---|---|"]
@@ -106,8 +109,12 @@ def _workdir(name: str) -> str:
 
 
 def _start_helpers(count: int, cache: str) -> ProcessPoolExecutor:
-  """``count`` helper processes, their imports started at once (they overlap this process's run)."""
-  # spawn: this process has started JAX's thread pools, which a fork would not carry over.
+  """``count`` helper processes, their imports started at once.
+
+  They run only on a CPU (see ``main``); JAX_PLATFORMS=cpu keeps them off any accelerator
+  before this process has found out which backend it has.
+  """
+  # spawn: a forked child would not carry over this process's threads (absl's, JAX's).
   pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_helper_init, initargs=(cache,))
   for _ in range(count):
@@ -116,6 +123,7 @@ def _start_helpers(count: int, cache: str) -> ProcessPoolExecutor:
 
 
 def _helper_init(cache: str) -> None:
+  os.environ["JAX_PLATFORMS"] = "cpu"
   logging.set_verbosity(logging.WARNING)
   common.quiet_backend_probe()
   common.enable_compilation_cache(cache)
@@ -134,14 +142,14 @@ def _run_one(name: str, settings: dict, workdir: str, config: dict) -> dict:
   return common.run_and_write(examples.PREPARERS[name](**settings), workdir, config)
 
 
-def _run_all(prepared: dict, n_helpers: int, seed: int) -> list[dict]:
+def _run_all(prepared: dict, helpers: ProcessPoolExecutor | None, n_helpers: int,
+             seed: int) -> list[dict]:
   """Each example's metrics, in the order given. The longest are handed out first, each to
   whoever is free: this process, or a helper (from the pool's thread, as each one finishes)."""
-  if n_helpers < 1:
+  if helpers is None:
     return [common.run_and_write(e, _workdir(n), _config(e, seed)) for n, (_, e) in prepared.items()]
   queue = sorted(prepared, key=lambda n: -_COST[n])
-  mine = queue.pop(0)  # this process is ready now; the helpers have their imports ahead of them
-  helpers = _start_helpers(n_helpers, _FLAGS.compilation_cache)
+  mine = queue.pop(0)  # this process is ready now; a helper may still be importing
   lock, futures, results = threading.Lock(), {}, {}
 
   def next_name() -> str | None:
@@ -167,8 +175,8 @@ def _run_all(prepared: dict, n_helpers: int, seed: int) -> list[dict]:
     with lock:
       pending = dict(futures)
     results.update({name: f.result() for name, f in pending.items()})
-  finally:
-    helpers.shutdown(cancel_futures=True)
+  finally:  # not waiting: the helpers' exit (~0.7 s of interpreter teardown) overlaps this one's
+    helpers.shutdown(wait=False, cancel_futures=True)
   return [results[n] for n in prepared]
 
 
