@@ -15,6 +15,7 @@ results and evaluation.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -56,6 +57,30 @@ def resolve_devices(devices: Sequence[jax.Device] | None, members: int, ensemble
                      f"{n} devices; give an ensemble whose size K is a multiple of the device "
                      f"count {n}, or devices=[one device]")
   return devices
+
+
+def usable_cores() -> int:
+  """The CPU cores this process may run on (its affinity mask where the OS has one)."""
+  if hasattr(os, "sched_getaffinity"):
+    return len(os.sched_getaffinity(0))
+  return os.cpu_count() or 1
+
+
+def cpu_devices_for(members: int, cores: int | None = None) -> int:
+  """How many CPU devices to split an ensemble of ``members`` across: the largest divisor of
+  ``members`` that is at most ``cores`` (default: ``usable_cores()``); 1 for a single model.
+
+  XLA's CPU backend runs the tiny per-member operations of one program largely on one core; as
+  several devices (``jax.config.update("jax_num_cpu_devices", n)`` before any JAX operation),
+  each runs its own members' program beside the others. Measured on 2 cores, 64 members on 2
+  devices against 1: LSTM 88 vs 163 us per step, network 270 vs 529, CVAE 1,278 vs 2,831.
+  """
+  if isinstance(members, bool) or not isinstance(members, int | np.integer) or members < 1:
+    raise ValueError(f"members must be an integer >= 1, got {members!r}")
+  cores = usable_cores() if cores is None else cores
+  if isinstance(cores, bool) or not isinstance(cores, int | np.integer) or cores < 1:
+    raise ValueError(f"cores must be an integer >= 1, got {cores!r}")
+  return max(d for d in range(1, min(int(members), int(cores)) + 1) if members % d == 0)
 
 
 def members_mesh(devices: Sequence[jax.Device]) -> Mesh:

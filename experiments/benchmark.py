@@ -36,6 +36,8 @@ _SECTIONS = flags.DEFINE_list("sections", list(SECTIONS), "Sections to run.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed repeats per measurement (median).")
 _TINY = flags.DEFINE_bool("tiny", False, "A seconds-long configuration (CI): few steps, two "
                           "points per sweep.")
+_CPU_DEVICES = flags.DEFINE_integer("cpu_devices", None, "CPU devices the ensemble section "
+                                    "splits members across (default: the usable cores).")
 common.define_cache_flag()
 
 EXAMPLES = ("mlp", "rnn", "lstm", "vae", "cvae")
@@ -68,14 +70,18 @@ class Bench:
   def prepare(self, name: str, **settings):
     return self.E.PREPARERS[name](**settings)
 
-  def fused(self, exp, steps: int, log_every: int | None = None) -> dict:
+  def _programs(self) -> int:
+    T = self.T
+    return T._chunk._cache_size() + T._chunk_ensemble._cache_size() + T._chunk_sharded._cache_size()
+
+  def fused(self, exp, steps: int, log_every: int | None = None, devices=None) -> dict:
     """Steps/s of ``fit``: the first call (compiles if the shape is new), then timed repeats."""
-    kw = dict(exp.fit_kwargs, steps=steps, log_every=log_every or steps)
-    cache = self.T._chunk._cache_size() + self.T._chunk_ensemble._cache_size()
+    kw = dict(exp.fit_kwargs, steps=steps, log_every=log_every or steps, devices=devices)
+    cache = self._programs()
     t = time.perf_counter()
     self.T.fit(exp.model, exp.objective, exp.data, **kw)
     first = time.perf_counter() - t
-    compiled = self.T._chunk._cache_size() + self.T._chunk_ensemble._cache_size() - cache
+    compiled = self._programs() - cache
     wall = _median_time(lambda: self.T.fit(exp.model, exp.objective, exp.data, **kw), self.repeats)
     return {"steps": steps, "wall_s": wall, "steps_per_s": steps / wall, "first_call_s": first,
             "programs_compiled": compiled}
@@ -206,7 +212,14 @@ def section_batch(b: Bench) -> dict:
 
 def section_ensemble(b: Bench) -> list[dict]:
   """Wall time of K members against one, and what the arithmetic allows: XLA's FLOP count of
-  one member's step x K, at the measured matmul peak, against one member's measured step."""
+  one member's step x K, at the measured matmul peak, against one member's measured step.
+
+  K members are split across ``dljax.distributed.cpu_devices_for(K, D)`` of the D devices (on a
+  CPU, --cpu_devices of them, one per core by default), as the launchers do; one member runs on
+  one device."""
+  from dljax import distributed  # noqa: PLC0415
+
+  all_devices = b.jax.devices()
   values = (1, 4) if b.tiny else (1, 4, 16, 64, 256)
   peak = b.matmul_peak(512 if b.tiny else 2048)
   rows = []
@@ -215,14 +228,17 @@ def section_ensemble(b: Bench) -> list[dict]:
     base = None
     for k in values:
       exp = b.prepare(name, steps=steps, log_every=steps, ensemble=k)
-      row = {"example": name, "ensemble": k, **b.fused(exp, steps)}
+      devices = all_devices[:distributed.cpu_devices_for(k, len(all_devices))]
+      row = {"example": name, "ensemble": k, "devices": len(devices),
+             **b.fused(exp, steps, devices=None if k == 1 else devices)}
       if base is None:
         base, member_flops = row["wall_s"], b.step_flops(exp)
       row["wall_over_one_member"] = row["wall_s"] / base
       row["flop_per_s"] = k * member_flops * row["steps_per_s"]
       row["ratio_bound_at_peak"] = max(1.0, k * member_flops / peak / (base / steps))
-      logging.warning("ensemble %s K=%d: %.3f s (%.1fx one member; %.1f GFLOP/s; >= %.1fx at "
-                      "peak)", name, k, row["wall_s"], row["wall_over_one_member"],
+      logging.warning("ensemble %s K=%d on %d device(s): %.3f s (%.1fx one member; %.1f GFLOP/s; "
+                      ">= %.1fx at peak)", name, k, len(devices), row["wall_s"],
+                      row["wall_over_one_member"],
                       row["flop_per_s"] / 1e9, row["ratio_bound_at_peak"])
       rows.append(row)
   return rows
@@ -292,10 +308,11 @@ def table(results: dict, header: str) -> str:
             for r in results["batch"]["rows"]]
   if "ensemble" in results:
     out += ["", "Ensembles: wall / one member, and the least it could be if the K members' "
-            "arithmetic (XLA's FLOP count) ran at the matmul peak of this run.", "",
-            "| example | K | steps | wall (s) | wall / one member | GFLOP/s | least at peak |",
-            "|---|---|---|---|---|---|---|"]
-    out += [f"| {r['example']} | {r['ensemble']} | {r['steps']} | {r['wall_s']:.3f} | "
+            "arithmetic (XLA's FLOP count) ran at the matmul peak of this run; the K members "
+            "split across the devices shown.", "",
+            "| example | K | devices | steps | wall (s) | wall / one member | GFLOP/s | "
+            "least at peak |", "|---|---|---|---|---|---|---|---|"]
+    out += [f"| {r['example']} | {r['ensemble']} | {r['devices']} | {r['steps']} | {r['wall_s']:.3f} | "
             f"{r['wall_over_one_member']:.1f}x | {r['flop_per_s'] / 1e9:.1f} | "
             f"{r['ratio_bound_at_peak']:.1f}x |" for r in results["ensemble"]]
   return "\n".join(out) + "\n"
@@ -313,9 +330,16 @@ def main(argv):
   if not _WORKDIR.value:
     common.fail("--workdir must be a folder path, got ''")
   common.quiet_backend_probe()
+  if _CPU_DEVICES.value is not None and _CPU_DEVICES.value < 1:
+    common.fail(f"--cpu_devices must be an integer >= 1, got {_CPU_DEVICES.value}")
   common.enable_compilation_cache(flags.FLAGS.compilation_cache)
   import jax  # noqa: PLC0415
 
+  from dljax import distributed  # noqa: PLC0415
+
+  cpu_devices = _CPU_DEVICES.value or distributed.usable_cores()
+  if "ensemble" in _SECTIONS.value and cpu_devices > 1:  # before the backend starts
+    jax.config.update("jax_num_cpu_devices", cpu_devices)
   b = Bench(_REPEATS.value, _TINY.value)
   results = {"machine": {"platform": platform.platform(), "processor": platform.processor(),
                          "cpu_count": os.cpu_count(), "devices": [str(d) for d in jax.devices()],

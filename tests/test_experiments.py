@@ -55,6 +55,8 @@ CONFIGS = {
     **{name: (name, _flags(COMMON[name])) for name in EXAMPLES},
     "rnn_again": ("rnn", _flags(COMMON["rnn"])),
     "mlp_ensemble": ("mlp", _flags(dict(COMMON["mlp"], ensemble=3))),
+    "mlp_ensemble4": ("mlp", _flags(dict(COMMON["mlp"], ensemble=4))),  # default: 2 devices here
+    "mlp_ensemble4_one_device": ("mlp", _flags(dict(COMMON["mlp"], ensemble=4)) + ["--cpu_devices=1"]),
     "rnn_ensemble": ("rnn", _flags(dict(COMMON["rnn"], ensemble=3))),
     "cvae_ensemble": ("cvae", _flags(dict(COMMON["cvae"], ensemble=3, steps=20))),
     "cvae_standard": ("cvae", _flags(COMMON["cvae"]) + ["--variant=standard"]),
@@ -407,6 +409,20 @@ def test_mlp_ensemble_checkpoint_reproduces_members(launched):
                              atol=1e-6)
 
 
+def test_mlp_ensemble_split_across_cpu_devices_matches_one_device(launched):
+  """mlp --ensemble=4 by default splits the members across min(2, cores) CPU devices (recorded in
+  config.json); its predictions equal --cpu_devices=1's to float rounding."""
+  split, one = launched("mlp_ensemble4"), launched("mlp_ensemble4_one_device")
+  from dljax import distributed  # noqa: PLC0415
+
+  expected = distributed.cpu_devices_for(4)
+  assert len(_json(split / "config.json")["versions"]["devices"]) == expected
+  assert len(_json(one / "config.json")["versions"]["devices"]) == 1
+  a, b = _predictions(split), _predictions(one)
+  for k in ("y_mean_members", "y_std_members"):
+    np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-6)
+
+
 def test_rnn_ensemble_forecast_is_the_members_mean(launched):
   """rnn --ensemble=3: the forecast is the mean of the members' forecasts."""
   pred = _predictions(launched("rnn_ensemble"))
@@ -433,6 +449,9 @@ BAD_FLAGS = [
     pytest.param("mlp", ["--batch_size=101"], "--batch_size", id="mlp-batch_size=101"),
     pytest.param("mlp", ["--learning_rate=0"], "--learning_rate", id="mlp-learning_rate=0"),
     pytest.param("mlp", ["--ensemble=0"], "--ensemble", id="mlp-ensemble=0"),
+    pytest.param("mlp", ["--cpu_devices=0"], "--cpu_devices", id="mlp-cpu_devices=0"),
+    pytest.param("mlp", ["--ensemble=4", "--cpu_devices=3"], "--cpu_devices",
+                 id="mlp-cpu_devices=3-ensemble=4"),
     pytest.param("mlp", ["--hidden=50,abc"], "--hidden", id="mlp-hidden=50,abc"),
     pytest.param("mlp", ["--hidden=0"], "--hidden", id="mlp-hidden=0"),
     pytest.param("rnn", ["--lags=66"], "--lags", id="rnn-lags=66"),

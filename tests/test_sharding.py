@@ -234,3 +234,22 @@ def test_launcher_ensemble_not_a_multiple_fails_with_one_line(runs):
   assert "--ensemble must be a multiple of the number of devices (4" in lines[0]
   assert lines[0].endswith("got 3")
   assert not runs["bad"].exists()
+
+
+@pytest.mark.parametrize("members, cores, expected", [
+    (1, 2, 1), (64, 2, 2), (3, 2, 1), (6, 4, 3), (8, 3, 2), (256, 16, 16), (7, 16, 7), (12, 5, 4)])
+def test_cpu_devices_for_is_the_largest_divisor_up_to_the_cores(members, cores, expected):
+  """Against brute force over 1..cores: the largest d with members % d == 0."""
+  from dljax import distributed  # noqa: PLC0415
+
+  assert distributed.cpu_devices_for(members, cores) == expected
+  assert expected == max(d for d in range(1, cores + 1) if members % d == 0)
+
+
+@pytest.mark.parametrize("members, cores, name", [(0, 2, "members"), (2.0, 2, "members"),
+                                                  (True, 2, "members"), (4, 0, "cores")])
+def test_cpu_devices_for_rejects_bad_arguments(members, cores, name):
+  from dljax import distributed  # noqa: PLC0415
+
+  with pytest.raises(ValueError, match=f"^{name} must be an integer >= 1, got"):
+    distributed.cpu_devices_for(members, cores)
