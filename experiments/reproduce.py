@@ -61,6 +61,7 @@ def main(argv):
     common.fail("--workdir must be a folder path, got ''")
   if _JOBS.value is not None and _JOBS.value < 1:
     common.fail(f"--jobs must be an integer >= 1, got {_JOBS.value}")
+  # dljax.distributed.usable_cores(), without importing JAX before the helpers start.
   cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
   jobs = min(_JOBS.value or cores or 1, len(_EXAMPLES.value))
   # The helpers start first, so that their start-up (~2.5 s of imports) overlaps this process's.
