@@ -11,6 +11,9 @@ Start the same launcher once per process, with the same flags except --process_i
 ``jax.devices()`` then lists every process's devices, and ``dljax.train.fit`` splits the
 members across all of them (--ensemble must be a multiple of the total device count). On CPU the
 processes exchange data through gloo over TCP (``jax_cpu_collectives_implementation``).
+
+In one process, --cpu_devices makes the CPU backend show several devices (one per core by
+default, as many as divide --ensemble), so that the members train side by side on every core.
 """
 
 from __future__ import annotations
