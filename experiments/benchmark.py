@@ -74,14 +74,17 @@ class Bench:
     T = self.T
     return T._chunk._cache_size() + T._chunk_ensemble._cache_size() + T._chunk_sharded._cache_size()
 
-  def fused(self, exp, steps: int, log_every: int | None = None, devices=None) -> dict:
-    """Steps/s of ``fit``: the first call (compiles if the shape is new), then timed repeats."""
-    kw = dict(exp.fit_kwargs, steps=steps, log_every=log_every or steps, devices=devices)
+  def first_call(self, exp, kw: dict) -> tuple[float, int]:
+    """Seconds of the first ``fit`` (compiles if the shape is new) and the programs it compiled."""
     cache = self._programs()
     t = time.perf_counter()
     self.T.fit(exp.model, exp.objective, exp.data, **kw)
-    first = time.perf_counter() - t
-    compiled = self._programs() - cache
+    return time.perf_counter() - t, self._programs() - cache
+
+  def fused(self, exp, steps: int, log_every: int | None = None, devices=None) -> dict:
+    """Steps/s of ``fit``: the first call (compiles if the shape is new), then timed repeats."""
+    kw = dict(exp.fit_kwargs, steps=steps, log_every=log_every or steps, devices=devices)
+    first, compiled = self.first_call(exp, kw)
     wall = _median_time(lambda: self.T.fit(exp.model, exp.objective, exp.data, **kw), self.repeats)
     return {"steps": steps, "wall_s": wall, "steps_per_s": steps / wall, "first_call_s": first,
             "programs_compiled": compiled}
@@ -231,10 +234,7 @@ def section_ensemble(b: Bench) -> list[dict]:
       exp = b.prepare(name, steps=steps, log_every=steps, ensemble=k)
       devices = all_devices[:distributed.cpu_devices_for(k, len(all_devices))]
       kw = dict(exp.fit_kwargs, devices=None if k == 1 else devices)
-      cache = b._programs()
-      t = time.perf_counter()
-      b.T.fit(exp.model, exp.objective, exp.data, **kw)
-      runs[k] = (exp, kw, len(devices), time.perf_counter() - t, b._programs() - cache)
+      runs[k] = (exp, kw, len(devices), *b.first_call(exp, kw))
     for _ in range(b.repeats):
       for k in values:
         exp, kw = runs[k][:2]
