@@ -58,6 +58,37 @@ def test_chunk_size_does_not_change_the_result(log_every):
   np.testing.assert_array_equal(ref.history["loss"], other.history["loss"])
 
 
+@pytest.mark.parametrize("batch_size", [3, 66 - 5, 40])  # Floyd; whole data; top_k (> 32)
+def test_draw_blocks_do_not_change_the_result(batch_size):
+  """The chunk makes its steps' draws a block at a time; blocks of 7 (5 full blocks and a rest
+  of 5), 40 (one) and 13 (3 and a rest of 1) give bitwise the run of one block, and that run
+  equals train_step applied step by step to the minibatch and key of fold_in(train_key, t)."""
+  opt, objective = T.adam(1e-2), O.mse(_RNN)
+  data = {k: jnp.asarray(v) for k, v in _RNN_DATA.items()}
+  state0, train_key = T._init_and_keys(_RNN, opt, jnp.float32, [5], False)
+
+  def chunk(block):
+    run = jax.jit(lambda s, k: T._run_chunk(s, k, data, objective, opt, batch_size, 40, block))
+    return run(state0, train_key)
+
+  ref_state, ref_terms = chunk(40)
+  for block in (7, 13, 1000):
+    state, terms = chunk(block)
+    assert _bitwise_equal(state, ref_state), block
+    np.testing.assert_array_equal(terms["loss"], ref_terms["loss"])
+
+  state, losses = state0, []
+  for t in range(40):
+    batch_key, loss_key = jax.random.split(jax.random.fold_in(train_key, t))
+    idx = T.minibatch_indices(batch_key, _X.shape[0], batch_size)
+    state, terms = T.train_step(state, {k: v[idx] for k, v in data.items()}, loss_key,
+                                objective=objective, optimizer=opt)
+    losses.append(terms["loss"])
+  for a, b in zip(_leaves(state.params), _leaves(ref_state.params)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(losses, ref_terms["loss"], rtol=1e-5, atol=1e-7)
+
+
 def test_resume_from_state_equals_one_run():
   """120 steps, then 80 more from the returned state, equal 200 steps at once, bitwise."""
   whole = _fit_vae(steps=200)
