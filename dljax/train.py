@@ -185,12 +185,15 @@ def _run_chunk(state: TrainState, train_key: Array, data: Mapping[str, Array], o
                length: int, block: int = DRAW_BLOCK) -> tuple[TrainState, dict[str, Array]]:
   """``length`` steps as ``lax.scan``s; returns the new state and per-step terms [length].
 
-  The steps run in blocks of up to ``block`` steps. Each block first makes every step's random
-  draws at once (``_draw`` vmapped over the block's step numbers: one vectorised threefry call
-  for the whole block instead of up to three small ones inside every step, which XLA's CPU
-  backend runs as loops of their own), then scans the updates over them. At the tutorial's sizes
-  this made a single member's step 1.2-1.7x faster (BUILD_NOTES.md). The draws are the same numbers as
-  one step at a time, so results do not depend on the blocking.
+  The steps run in blocks of ``block`` steps and a last one of the rest. Each block first makes
+  every step's random draws at once (``_draw`` vmapped over the block's step numbers: one
+  vectorised threefry call for the whole block instead of up to three small ones inside every
+  step, which XLA's CPU backend runs as loops of their own), then scans the updates over them. At
+  the tutorial's sizes this made a single member's step 1.2-1.7x faster (BUILD_NOTES.md). The
+  draws are the same numbers as one step at a time, so results do not depend on the blocking.
+  A chunk longer than ``block`` and not a multiple of it compiles the step twice (the full
+  blocks' scan and the rest's); a loop with the rest's length as a bound instead compiles it
+  once but rounds an ensemble's batched matmuls differently from a plain scan.
   """
   n = next(iter(data.values())).shape[0]
   indices = _draws_indices(n, batch_size)

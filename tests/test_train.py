@@ -60,9 +60,10 @@ def test_chunk_size_does_not_change_the_result(log_every):
 
 @pytest.mark.parametrize("batch_size", [3, 66 - 5, 40])  # Floyd; whole data; top_k (> 32)
 def test_draw_blocks_do_not_change_the_result(batch_size):
-  """The chunk makes its steps' draws a block at a time; blocks of 7 (5 full blocks and a rest
-  of 5), 40 (one) and 13 (3 and a rest of 1) give bitwise the run of one block, and that run
-  equals train_step applied step by step to the minibatch and key of fold_in(train_key, t)."""
+  """The chunk makes its steps' draws a block at a time; blocks of 7 (five and a rest of 5),
+  13 (three and a rest of 1), 39 (one and a rest of 1) and 1000 (one of 40) give bitwise the run
+  of one block of 40, and that run equals train_step applied step by step to the minibatch and
+  key of fold_in(train_key, t)."""
   opt, objective = T.adam(1e-2), O.mse(_RNN)
   data = {k: jnp.asarray(v) for k, v in _RNN_DATA.items()}
   state0, train_key = T._init_and_keys(_RNN, opt, jnp.float32, [5], False)
@@ -72,7 +73,7 @@ def test_draw_blocks_do_not_change_the_result(batch_size):
     return run(state0, train_key)
 
   ref_state, ref_terms = chunk(40)
-  for block in (7, 13, 1000):
+  for block in (7, 13, 39, 1000):
     state, terms = chunk(block)
     assert _bitwise_equal(state, ref_state), block
     np.testing.assert_array_equal(terms["loss"], ref_terms["loss"])
