@@ -8,10 +8,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import objective_for
 from jax.flatten_util import ravel_pytree
 
 from dljax import models as M
-from dljax import objectives as O
 
 KEY = jax.random.key(0)
 N = 6  # batch size of every input, so eager primitives compiled by one test are reused by the next
@@ -112,14 +112,6 @@ def _batch(model, args, dtype):
   if isinstance(model, M.VAE):
     return {"y": args[0]}
   return {"x": args[0], "y": args[1]}
-
-
-def _objective(model):
-  if isinstance(model, M.MLP):
-    return O.gaussian_nll(model)
-  if isinstance(model, (M.RNN, M.LSTM)):
-    return O.mse(model)
-  return O.neg_elbo(model)
 
 
 def _setup(name, dtype):
@@ -514,7 +506,7 @@ def test_objective_gradient_matches_finite_differences(name):
   """Directional derivatives of the objective (reverse mode) equal central differences (1e-6)."""
   with jax.enable_x64(True):
     model, params, args = _setup(name, jnp.float64)
-    batch, objective = _batch(model, args, jnp.float64), _objective(model)
+    batch, objective = _batch(model, args, jnp.float64), objective_for(model)
     flat, unravel = ravel_pytree(params)
     assert flat.dtype == jnp.float64
     value_and_grad = jax.jit(jax.value_and_grad(

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import objective_for
 
 from dljax import data as D
 from dljax import examples as E
@@ -74,14 +75,6 @@ def _np_params(model, seed=0, dtype=np.float32):
   shapes = jax.eval_shape(lambda k: model.init(k, dtype), _RAW_KEY)
   rng = np.random.default_rng(seed)
   return jax.tree.map(lambda s: (0.3 * rng.standard_normal(s.shape)).astype(dtype), shapes)
-
-
-def _objective(model):
-  if isinstance(model, M.MLP):
-    return O.gaussian_nll(model)
-  if isinstance(model, (M.RNN, M.LSTM)):
-    return O.mse(model)
-  return O.neg_elbo(model)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -157,7 +150,7 @@ def _log_variances(model, params, batch, key):
     raw["prior"] = M._head(params["prior"], H, "log_Sigma")
     draws["sample"] = model.sample(params, key, x, 3, shared_noise=False, noise=True)
     draws["z"] = model.apply(params, x, y, key)["z"]
-  loss, grads = jax.value_and_grad(lambda p: _objective(model)(p, batch, key)[0])(params)
+  loss, grads = jax.value_and_grad(lambda p: objective_for(model)(p, batch, key)[0])(params)
   return out, raw, draws, loss, grads
 
 
@@ -263,7 +256,7 @@ def test_training_on_extreme_data_stays_finite(name):
   its gradient on the data are finite."""
   model, make_data, sign = _SCENARIOS[name]
   data = make_data()
-  run = T.fit(model, _objective(model), data, steps=_STEPS, batch_size=1, seed=0,
+  run = T.fit(model, objective_for(model), data, steps=_STEPS, batch_size=1, seed=0,
               optimizer=_OPT, log_every=_STEPS, state=_start_state(model, sign))
   for term, values in run.history.items():
     assert values.shape == (_STEPS,) and np.all(np.isfinite(values)), term
