@@ -199,9 +199,8 @@ def _run_chunk(state: TrainState, train_key: Array, data: Mapping[str, Array], o
   indices = _draws_indices(n, batch_size)
 
   def step(state, draw):
-    idx, loss_key = draw
-    if not indices:
-      idx = minibatch_indices(idx, n, batch_size)
+    batch_draw, loss_key = draw  # the indices, or the key to draw them with
+    idx = batch_draw if indices else minibatch_indices(batch_draw, n, batch_size)
     return _update(state, _take(data, idx), loss_key, objective, optimizer)
 
   def run_block(state, size):
