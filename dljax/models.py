@@ -78,11 +78,20 @@ def _check_float_dtype(dtype: Any) -> jnp.dtype:
 
 
 def _check_input(name: str, x: Array, shape: tuple[int | None, ...]) -> None:
-  """Checks rank and the known sizes of ``x``; ``None`` in ``shape`` means any size."""
+  """Checks rank and the known sizes of ``x`` (``None`` in ``shape`` means any size), then that
+  it is floating."""
+  _check_shape(name, x, shape)
+  _check_floating(name, x)
+
+
+def _check_shape(name: str, x: Array, shape: tuple[int | None, ...]) -> None:
   x_shape = jnp.shape(x)
   if len(x_shape) != len(shape) or any(s is not None and s != xs for s, xs in zip(shape, x_shape)):
     want = "[" + ", ".join("*" if s is None else str(s) for s in shape) + "]"
     raise ValueError(f"{name} must have shape {want}, got {x_shape}")
+
+
+def _check_floating(name: str, x: Array) -> None:
   if not jnp.issubdtype(jnp.result_type(x), jnp.floating):
     raise TypeError(f"{name} must be a floating array, got dtype {jnp.result_type(x)}")
 
@@ -260,9 +269,11 @@ def mlp(in_dim: int = 1, hidden: Any = (50, 50), out_dim: int = 1,
 
 
 def _check_window(Y: Array, in_dim: int) -> None:
-  _check_input("Y", Y, (None, None, in_dim))
+  """Y [batch, lags >= 1, in_dim], floating; every shape error before the dtype's, as elsewhere."""
+  _check_shape("Y", Y, (None, None, in_dim))
   if Y.shape[1] < 1:
     raise ValueError(f"Y must have at least one lag, got shape {Y.shape}")
+  _check_floating("Y", Y)
 
 
 FULL_UNROLL_MAX_LAGS = 16  # "auto" unrolling: fully up to this many lags, else 2 lags per iteration

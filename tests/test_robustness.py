@@ -548,6 +548,10 @@ _SHAPED = {  # name: (model, its public function of (params, input), input's nam
 @hypothesis.given(name=st.sampled_from(sorted(_SHAPED)),
                   shape=st.lists(st.integers(0, 4), min_size=0, max_size=4),
                   floating=st.booleans())
+# Found by hypothesis in CI: an integer window with no lags was refused for its dtype before its
+# shape (now the shape, as for every other input).
+@hypothesis.example(name="lstm", shape=[0, 0, 2], floating=False)
+@hypothesis.example(name="rnn", shape=[3, 0, 2], floating=False)
 def test_any_input_shape_works_or_raises_naming_the_input(name, shape, floating):
   """An input of any rank and sizes either gives outputs of the right shapes, or raises a
   ValueError (TypeError for integers) naming the input and the shape or dtype it got. (pytest
