@@ -164,17 +164,8 @@ def train_step(state: TrainState, batch: Mapping[str, Array], key: Array, *, obj
 DRAW_BLOCK = 1000
 
 
-def _draw(train_key: Array, step: Array, n: int, batch_size: int) -> tuple[Array, Array]:
-  """Step ``step``'s draws: its minibatch indices (or, for ``top_k`` draws, their key) and the
-  objective's key, from ``split(fold_in(train_key, step))``."""
-  batch_key, loss_key = jax.random.split(jax.random.fold_in(train_key, step))
-  if _draws_indices(n, batch_size):
-    return minibatch_indices(batch_key, n, batch_size), loss_key
-  return batch_key, loss_key
-
-
 def _draws_indices(n: int, batch_size: int) -> bool:
-  """Whether a block's draws hold the indices themselves: for Floyd's few words per step; not for
+  """Whether a block's draws (see _run_chunk) hold the indices themselves: for Floyd's few words per step; not for
   ``top_k`` over n uniforms per step, whose [block, n] uniforms would be large, nor for the whole
   data set (``batch_size == n``), whose indices are a constant."""
   return batch_size < n and batch_size <= FLOYD_MAX_BATCH and n <= FLOYD_MAX_N
@@ -186,7 +177,7 @@ def _run_chunk(state: TrainState, train_key: Array, data: Mapping[str, Array], o
   """``length`` steps as ``lax.scan``s; returns the new state and per-step terms [length].
 
   The steps run in blocks of ``block`` steps and a last one of the rest. Each block first makes
-  every step's random draws at once (``_draw`` vmapped over the block's step numbers: one
+  every step's random draws at once (``draw`` vmapped over the block's step numbers: one
   vectorised threefry call for the whole block instead of up to three small ones inside every
   step, which XLA's CPU backend runs as loops of their own), then scans the updates over them. At
   the tutorial's sizes this made a single member's step 1.2-1.7x faster (BUILD_NOTES.md). The
@@ -198,15 +189,18 @@ def _run_chunk(state: TrainState, train_key: Array, data: Mapping[str, Array], o
   n = next(iter(data.values())).shape[0]
   indices = _draws_indices(n, batch_size)
 
-  def step(state, draw):
-    batch_draw, loss_key = draw  # the indices, or the key to draw them with
+  def draw(t):  # step t's minibatch indices (or the key to draw them with) and objective key
+    batch_key, loss_key = jax.random.split(jax.random.fold_in(train_key, t))
+    return (minibatch_indices(batch_key, n, batch_size) if indices else batch_key), loss_key
+
+  def step(state, drawn):
+    batch_draw, loss_key = drawn
     idx = batch_draw if indices else minibatch_indices(batch_draw, n, batch_size)
     return _update(state, _take(data, idx), loss_key, objective, optimizer)
 
   def run_block(state, size):
     steps = state.step + jnp.arange(size, dtype=state.step.dtype)
-    draws = jax.vmap(lambda t: _draw(train_key, t, n, batch_size))(steps)
-    return jax.lax.scan(step, state, draws)
+    return jax.lax.scan(step, state, jax.vmap(draw)(steps))
 
   full, rest = divmod(length, block)
   parts = []

@@ -100,8 +100,8 @@ class Bench:
     compiled = T._chunk.lower(state, key, exp.data, objective=exp.objective,
                               optimizer=kw["optimizer"], batch_size=kw["batch_size"],
                               length=kw["log_every"] - 1).compile()  # a length no run has used
-    # (one less, not one more: a chunk longer than train.DRAW_BLOCK = log_every would add a
-    # scan of the rest, compiling the step twice, which the example's chunks never do)
+    # (one less, not one more: the examples' log_every is train.DRAW_BLOCK, and one step more
+    # would add a scan of the rest, compiling the step twice, which their chunks never do)
     seconds = time.perf_counter() - t
     m = compiled.memory_analysis()
     mb = None if m is None else (m.argument_size_in_bytes + m.output_size_in_bytes
