@@ -83,11 +83,14 @@ def _check_members(mu, sigma, positive: bool = True) -> tuple[np.ndarray, np.nda
 def _check_predictive(y, mu, sigma):
   mu, sigma = _check_members(mu, sigma)
   y = _check_real("y", y)
-  try:
-    np.broadcast_shapes(y[None].shape, mu.shape)
+  member = mu.shape[1:]
+  try:  # y may broadcast to one member's shape, never beyond it (a [N] y against [K, N, 1]
+    fits = np.broadcast_shapes(y.shape, member) == member  # members would score an [N, N] grid)
   except ValueError:
-    raise ValueError(f"y must broadcast against one member's shape {mu.shape[1:]}, got shape "
-                     f"{y.shape}") from None
+    fits = False
+  if not fits:
+    raise ValueError(f"y must broadcast to one member's shape {member} (mu and sigma are "
+                     f"[K, ...] = {mu.shape}), got shape {y.shape}")
   return y, mu, sigma
 
 
@@ -95,10 +98,13 @@ def mixture_moments(mu: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, np.n
   """Mean and standard deviation of the equal-weight mixture of N(mu_k, sigma_k^2), k on axis 0:
 
     mean = mean_k mu_k,   var = mean_k (sigma_k^2 + mu_k^2) - mean^2.
+
+  The variance is computed as mean_k sigma_k^2 + mean_k (mu_k - mean)^2, the same number without
+  the cancellation of two large terms when the means are large against the spread.
   """
   mu, sigma = _check_members(mu, sigma, positive=False)
   mean = mu.mean(0)
-  return mean, np.sqrt(np.maximum(np.mean(sigma**2 + mu**2, axis=0) - mean**2, 0.0))
+  return mean, np.sqrt(np.mean(sigma**2, axis=0) + np.mean((mu - mean) ** 2, axis=0))
 
 
 def mixture_nll(y: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> np.ndarray:

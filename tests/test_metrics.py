@@ -123,6 +123,17 @@ def test_mixture_moments_against_monte_carlo():
   assert abs(std - draws.std()) < 0.01 * std
 
 
+def test_mixture_moments_far_from_zero():
+  """Means of 1e8 and a spread of 1e-3: the variance is exact (float64), not lost to cancellation."""
+  mu = np.array([[1e8], [1e8 + 1.0]])
+  sigma = np.full((2, 1), 1e-3)
+  mean, std = metrics.mixture_moments(mu, sigma)
+  np.testing.assert_allclose(mean, [1e8 + 0.5], rtol=0, atol=1e-7)
+  np.testing.assert_allclose(std, [np.sqrt(0.25 + 1e-6)], rtol=1e-9)
+  mean, std = metrics.mixture_moments(np.full((3, 1), 3e4), np.full((3, 1), 1e-4))
+  np.testing.assert_allclose(std, [1e-4], rtol=1e-9)
+
+
 @pytest.mark.parametrize("i", range(3))
 def test_mixture_crps_against_integral(i):
   """CRPS = integral of (F(x) - 1{x >= y})^2 dx, computed by quadrature."""
@@ -167,3 +178,21 @@ def test_scores_reject_bad_predictives():
     metrics.mixture_crps(_Y, _MU, _SIGMA[:2])
   with pytest.raises(ValueError, match="q"):
     metrics.mixture_quantile(1.5, _MU, _SIGMA)
+
+
+@pytest.mark.parametrize("score", [metrics.mixture_nll, metrics.mixture_crps, metrics.coverage])
+def test_scores_refuse_y_that_would_broadcast_beyond_one_member(score):
+  """y [N] against members [K, N, 1] would score an [N, N] grid, and y [K, N] per member would
+  score each member alone: both are refused, naming y. y [N] against [K, N], and a scalar, are
+  fine and equal the explicit shapes."""
+  mu, sigma = _MU[:, :, None], _SIGMA[:, :, None]  # [3, 5, 1]
+  for y in (_Y, np.broadcast_to(_Y[:, None], (3, 5, 1))):
+    with pytest.raises(ValueError, match=r"y must broadcast to one member's shape \(5, 1\)"):
+      score(y, mu, sigma)
+  a, b = score(_Y[:, None], mu, sigma), score(_Y, _MU, _SIGMA)
+  if isinstance(a, dict):
+    assert a == b
+  else:
+    np.testing.assert_array_equal(np.ravel(a), b)
+  np.testing.assert_array_equal(
+      np.ravel(metrics.mixture_nll(0.5, mu, sigma)), metrics.mixture_nll(np.full(5, 0.5), _MU, _SIGMA))
