@@ -70,18 +70,35 @@ def save(path: str | os.PathLike, model: Any, params: Any, arrays: dict[str, Any
   directory = os.path.dirname(os.path.abspath(path))
   fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".msgpack")
   try:
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual mode of a new file
-    with os.fdopen(fd, "wb") as f:
+    with os.fdopen(fd, "wb") as f:  # owns fd from here: closed whatever happens next
+      umask = os.umask(0)
+      os.umask(umask)
+      try:  # mkstemp makes 0600; give the usual mode of a new file where the filesystem lets us
+        os.fchmod(f.fileno(), 0o666 & ~umask)
+      except OSError:
+        pass
       f.write(blob)
       f.flush()
       os.fsync(f.fileno())
     os.replace(tmp, path)
+    _fsync_directory(directory)  # the rename itself survives a power cut
   except BaseException:
     if os.path.exists(tmp):
       os.unlink(tmp)
     raise
+
+
+def _fsync_directory(directory: str) -> None:
+  try:
+    fd = os.open(directory, os.O_RDONLY)
+  except OSError:  # a platform or filesystem without directory handles
+    return
+  try:
+    os.fsync(fd)
+  except OSError:
+    pass
+  finally:
+    os.close(fd)
 
 
 def load(path: str | os.PathLike) -> tuple[Any, dict, dict, dict]:

@@ -74,6 +74,31 @@ def test_altered_byte_fails_the_checksum(tmp_path, where):
     checkpoint.load(path)
 
 
+def _open_fds():
+  return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open files in /proc")
+def test_a_failed_save_leaves_no_file_and_no_open_descriptor(tmp_path, monkeypatch):
+  """A filesystem that refuses chmod still gets its checkpoint (mode left at mkstemp's 0600); a
+  write that fails leaves the previous file intact, no temporary file and no open descriptor."""
+  def refuse(*args):
+    raise PermissionError(1, "Operation not permitted")
+
+  monkeypatch.setattr(os, "fchmod", refuse)
+  monkeypatch.setattr(os, "chmod", refuse)
+  path, model, params = _saved(tmp_path)
+  assert checkpoint.load(path)[0] == model
+  before, old = _open_fds(), path.read_bytes()
+  monkeypatch.setattr(os, "fsync", refuse)
+  for _ in range(5):
+    with pytest.raises(PermissionError):
+      checkpoint.save(path, model, params)
+  assert _open_fds() == before
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["c.msgpack"]
+  assert path.read_bytes() == old
+
+
 class _Marker:
   def __reduce__(self):
     return (open, (os.environ["DLJAX_TEST_MARKER"], "w"))
