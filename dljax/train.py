@@ -299,6 +299,8 @@ MAX_SEED = 2**31 - 1  # seeds become an int32 array (one per member) before PRNG
 
 
 def _check_seed(seed: Any) -> tuple[list[int], bool]:
+  if isinstance(seed, np.ndarray | jax.Array) and seed.ndim == 0:
+    seed = seed.item()  # a 0-d array of NumPy or JAX is its one value (checked below)
   if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
     return [_check_int("seed", seed, 0, MAX_SEED)], False
   if isinstance(seed, (str, bytes)) or not isinstance(seed, Sequence | np.ndarray):
@@ -369,6 +371,10 @@ def _check_batch(model: Any, objective: Objective, arrays: Mapping[str, np.ndarr
   if (not isinstance(out, tuple) or len(out) != 2 or getattr(out[0], "shape", None) != ()
       or not isinstance(out[1], Mapping)):
     raise ValueError(f"objective must return (a scalar loss, a dict of terms), got {out}")
+  for name, term in out[1].items():  # the history keeps one value per step and term
+    if getattr(term, "shape", None) != ():
+      raise ValueError(f"objective's term {name!r} must be a scalar (e.g. a minibatch mean), "
+                       f"got shape {getattr(term, 'shape', type(term).__name__)}")
 
 
 def check_fit_arguments(model: Any, objective: Objective, data: Mapping[str, Any], *, steps: int,
@@ -414,6 +420,11 @@ class DivergenceError(FloatingPointError):
 
 
 @jax.jit
+def _copy(tree: Any) -> Any:
+  return jax.tree.map(jnp.copy, tree)
+
+
+@jax.jit
 def _finite_leaves(params: Params) -> Params:
   return jax.tree.map(lambda a: jnp.all(jnp.isfinite(a)), params)
 
@@ -449,6 +460,42 @@ def _check_finite(terms: Mapping[str, np.ndarray], params: Params, first_step: i
                             step, name)
 
 
+def _check_optimizer_and_callback(optimizer: Any, callback: Any) -> None:
+  if not (callable(getattr(optimizer, "init", None)) and callable(getattr(optimizer, "update", None))):
+    raise TypeError(f"optimizer must be an Optax GradientTransformation (init and update), got "
+                    f"{type(optimizer).__name__}")
+  if callback is not None and not callable(callback):
+    raise TypeError(f"callback must be callable as callback(state, terms, seconds) or None, got "
+                    f"{type(callback).__name__}")
+
+
+def _check_state(state: Any, model: Any, optimizer: Any, dtype: Any, seeds: list[int],
+                 ensemble: bool) -> None:
+  """``state`` against the tree, shapes and dtypes of ``init_state(model, seed, optimizer,
+  dtype)`` (``jax.eval_shape``: traced, nothing compiled or run)."""
+  if not isinstance(state, TrainState):
+    raise TypeError(f"state must be a TrainState (as FitResult.state or init_state give), got "
+                    f"{type(state).__name__}")
+  init = lambda s: _init_one(model, optimizer, jnp.dtype(dtype), s)[0]
+  want = jax.eval_shape(jax.vmap(init) if ensemble else init,
+                        jax.ShapeDtypeStruct((len(seeds),) if ensemble else (), jnp.int32))
+  want_leaves, want_tree = jax.tree_util.tree_flatten_with_path(want)
+  got_leaves, got_tree = jax.tree_util.tree_flatten_with_path(state)
+  members = f"{len(seeds)} members" if ensemble else "one seed"
+  if got_tree != want_tree:
+    paths = lambda leaves: {jax.tree_util.keystr(p) for p, _ in leaves}
+    missing, extra = sorted(paths(want_leaves) - paths(got_leaves)), sorted(paths(got_leaves) - paths(want_leaves))
+    raise ValueError(f"state must hold this model's parameters and this optimizer's state, got "
+                     f"a different tree (missing {missing or 'none'}, unexpected {extra or 'none'})")
+  for (path, w), (_, g) in zip(want_leaves, got_leaves):
+    g_shape, g_dtype = np.shape(g), getattr(g, "dtype", np.asarray(g).dtype)
+    if g_shape != w.shape or g_dtype != w.dtype:
+      raise ValueError(f"state{jax.tree_util.keystr(path)} must have shape {w.shape} and dtype "
+                       f"{w.dtype} for this model and optimizer ({members}, dtype "
+                       f"{jax.dtypes.canonicalize_dtype(dtype)}), got shape {g_shape} and dtype "
+                       f"{g_dtype}")
+
+
 def _check_devices(devices: Any, seeds: list[int], ensemble: bool) -> list[jax.Device] | None:
   """The devices to split the members across, or None for today's single-device program."""
   devices = _dist.resolve_devices(devices, len(seeds), ensemble)
@@ -476,9 +523,10 @@ def fit(model: Any, objective: Objective, data: Mapping[str, Any], *, steps: int
       the compiled program.
     log_every: steps per compiled chunk, between progress lines.
     dtype: the floating dtype of parameters and data.
-    state: continue from this state instead of the seed's initial one.
-    callback: called after each chunk as ``callback(state, terms, seconds)`` with the state,
-      that chunk's per-step terms and its wall time. Chunks end at multiples of ``log_every``
+    state: continue from this state instead of the seed's initial one (its tree, shapes and
+      dtypes must be ``init_state(model, seed, optimizer, dtype)``'s).
+    callback: called after each chunk as ``callback(state, terms, seconds)`` with the state (a
+      copy the callback may keep), that chunk's per-step terms and its wall time. Chunks end at multiples of ``log_every``
       steps counted from step 0. An exception raised by the callback stops training.
     devices: the devices an ensemble's members are split across, K / D consecutive members per
       device (a ``"members"`` mesh axis, see ``dljax.distributed``); the data is copied to each.
@@ -500,9 +548,12 @@ def fit(model: Any, objective: Objective, data: Mapping[str, Any], *, steps: int
   arrays = check_fit_arguments(model, objective, data, steps=steps, batch_size=batch_size,
                                seed=seed, log_every=log_every, dtype=dtype)
   seeds, ensemble = _check_seed(seed)
+  optimizer = adam() if optimizer is None else optimizer
+  _check_optimizer_and_callback(optimizer, callback)
+  if state is not None:
+    _check_state(state, model, optimizer, dtype, seeds, ensemble)
   devices = _check_devices(devices, seeds, ensemble)
   steps, batch_size, log_every = int(steps), int(batch_size), int(log_every)
-  optimizer = adam() if optimizer is None else optimizer
 
   if state is None:
     state, train_key = _init_and_keys(model, optimizer, dtype, seeds, ensemble)
@@ -537,8 +588,9 @@ def fit(model: Any, objective: Objective, data: Mapping[str, Any], *, steps: int
              start_step + steps, float(np.mean(terms["loss"][..., -1])), rate,
              (steps - done) / rate)
     chunks.append(terms)
-    if callback is not None:
-      callback(_dist.addressable(state), terms, chunk_s)
+    if callback is not None:  # a copy: the chunk's state is donated to (deleted by) the next
+      callback(_copy(_dist.addressable(state)) if done < steps else _dist.addressable(state),
+               terms, chunk_s)
   timings["total"] = time.perf_counter() - t0
   rest = timings["total"] - timings["first_chunk"]
   rest_steps = steps - chunks[0]["loss"].shape[-1]

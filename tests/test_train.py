@@ -240,6 +240,23 @@ def test_float64_training():
     assert all(l.dtype == np.float64 for l in _leaves(run.params))
 
 
+def test_callback_may_keep_its_state():
+  """The state a callback gets stays readable after the next chunk (which is given, and
+  deletes, the engine's own copy) and equals a run that stops there."""
+  kept = []
+  T.fit(_RNN, O.mse(_RNN), _RNN_DATA, steps=25, batch_size=2, log_every=10,
+        callback=lambda state, terms, s: kept.append(state))
+  assert [int(s.step) for s in kept] == [10, 20, 25]
+  assert _bitwise_equal(kept[0], T.fit(_RNN, O.mse(_RNN), _RNN_DATA, steps=10, batch_size=2).state)
+
+
+def test_a_zero_dimensional_seed_array_is_its_value():
+  """seed=np.array(3) or jnp.array(3) trains the model of seed=3."""
+  want = T.fit(_RNN, O.mse(_RNN), _RNN_DATA, steps=5, batch_size=2, seed=3).state
+  for seed in (np.array(3), jnp.array(3)):
+    assert _bitwise_equal(T.fit(_RNN, O.mse(_RNN), _RNN_DATA, steps=5, batch_size=2, seed=seed).state, want)
+
+
 def test_callback_sees_every_chunk():
   """The callback is called once per chunk, with the chunk's terms."""
   seen = []
@@ -263,6 +280,15 @@ _BAD = [
     (dict(data={"x": _X[:0], "y": _Y[:0]}), ValueError, r"data\['x'\]"),
     (dict(data={}), ValueError, "data"),
     (dict(objective=None), TypeError, "objective"),
+    (dict(optimizer="adam"), TypeError, "optimizer"),
+    (dict(callback=1), TypeError, "callback"),
+    (dict(state=object()), TypeError, "state"),
+    (dict(state=T.init_state(M.rnn(hidden=5), 0, T.adam())), ValueError, r"state\.params\['U'\]"),
+    (dict(state=T.init_state(_RNN, [0, 1], T.adam())), ValueError, r"state\.step must have shape \(\)"),
+    (dict(state=T.init_state(_RNN, 0, optax.sgd(1e-3))), ValueError, "state must hold"),
+    (dict(objective=lambda p, b, k: (jnp.mean((_RNN.apply(p, b["x"]) - b["y"]) ** 2),
+                                     {"per_dim": jnp.mean(b["y"] ** 2, 0)})),
+     ValueError, "term 'per_dim' must be a scalar"),
 ]
 
 
