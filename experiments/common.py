@@ -212,6 +212,11 @@ def _resume_point(experiment, workdir: str, config: dict[str, Any]) -> _Resumed 
     if model != experiment.model:
       fail(f"--resume: {path} holds a model {checkpoint.model_config(model)}, this run builds "
            f"{checkpoint.model_config(experiment.model)}")
+    stored, current = meta.get("devices"), _member_devices(config)
+    if stored is not None and stored != current:  # each device's program rounds its own way
+      fail(f"--resume: {path} was written by a run that split its members across {stored} "
+           f"device(s), this run has {current} (its results would differ by float rounding); "
+           f"give it {stored} (--cpu_devices={stored}, or as many processes)")
     train = arrays["train"]
     optimizer = experiment.fit_kwargs["optimizer"]
     params = jax.tree.map(jnp.asarray, params)
@@ -221,6 +226,15 @@ def _resume_point(experiment, workdir: str, config: dict[str, Any]) -> _Resumed 
     return _Resumed(state, {k: np.asarray(v) for k, v in train["history"].items()}, path)
   logging.info("no checkpoint to resume from in %s: starting from step 0", workdir)
   return None
+
+
+def _member_devices(config: dict[str, Any]) -> int:
+  """The devices fit splits an ensemble's members across (every device; 1 for one seed). The
+  count is part of what the run computes: each device's program is compiled for its K / D
+  members, and rounds accordingly."""
+  import jax  # noqa: PLC0415
+
+  return jax.device_count() if int(config.get("ensemble", 1)) > 1 else 1
 
 
 def _restart_jsonl(path: str, step: int | None):
@@ -286,7 +300,7 @@ def run_and_write(experiment, workdir: str, config: dict[str, Any], *, checkpoin
                                                       "flags": config, "versions": versions()})
   std = {k: {"mean": s.mean, "std": s.std} for k, s in experiment.standardisers.items()}
   meta = {"example": experiment.name, "flags": config, "config": run_config(config),
-          "ensemble": int(config.get("ensemble", 1))}
+          "ensemble": int(config.get("ensemble", 1)), "devices": _member_devices(config)}
   history_chunks = [] if start is None else [start.history]
   stop, saved = {}, {"step": start_step}
 

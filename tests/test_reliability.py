@@ -386,6 +386,21 @@ def test_a_checkpoint_of_another_configuration_is_refused(tmp_path, cache, refer
   assert {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()} == before
 
 
+def test_a_checkpoint_of_another_device_count_is_refused(tmp_path, cache):
+  """An ensemble's results depend on the devices its members are split across (to float
+  rounding), so --resume with another --cpu_devices is refused, naming the count to give."""
+  ens = ["--ensemble=2", "--steps=1000", "--checkpoint_every=500", "--log_every=500"]
+  proc = _ok(_run(tmp_path, cache, *ens, "--cpu_devices=1"))
+  before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+  proc = _run(tmp_path, cache, *ens, "--cpu_devices=2", "--resume")
+  assert proc.returncode == 2
+  lines = [line for line in proc.stderr.splitlines() if line.strip() and not line.startswith("I")]
+  assert len(lines) == 1 and "across 1 device(s), this run has 2" in lines[0], proc.stderr
+  assert "--cpu_devices=1" in lines[0]
+  assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+  _ok(_run(tmp_path, cache, *ens, "--cpu_devices=1", "--resume"))
+
+
 def test_a_checkpoint_of_another_example_is_refused(tmp_path, cache, reference):
   workdir = tmp_path / "w"
   (workdir / "checkpoints").mkdir(parents=True)
