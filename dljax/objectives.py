@@ -201,11 +201,11 @@ def _check_model(name: str, model: Any, kinds: tuple[type, ...]) -> None:
     raise TypeError(f"{name} needs a model of type {want}, got {type(model).__name__}")
 
 
-def _check_beta(beta: Any) -> float:
-  if (isinstance(beta, bool) or not isinstance(beta, (int, float, np.integer, np.floating))
-      or not beta >= 0 or math.isinf(beta)):
-    raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
-  return float(beta)
+def _check_non_negative(name: str, value: Any) -> float:
+  if (isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating))
+      or not value >= 0 or math.isinf(value)):
+    raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+  return float(value)
 
 
 def gaussian_nll(model: M.MLP) -> GaussianNLL:
@@ -223,7 +223,7 @@ def mse(model: M.MLP | M.RNN | M.LSTM) -> MeanSquaredError:
 def neg_elbo(model: M.VAE | M.CVAE, beta: float = 1.0) -> VAENegELBO | CVAENegELBO:
   """The negative ELBO of a VAE or a CVAE, with KL weight ``beta`` (1 is the true ELBO)."""
   _check_model("neg_elbo", model, (M.VAE, M.CVAE))
-  beta = _check_beta(beta)
+  beta = _check_non_negative("beta", beta)
   return VAENegELBO(model, beta) if isinstance(model, M.VAE) else CVAENegELBO(model, beta)
 
 
@@ -233,7 +233,4 @@ def adversarial(objective: GaussianNLL | MeanSquaredError, epsilon: float) -> Ad
   if not isinstance(objective, (GaussianNLL, MeanSquaredError)):
     raise TypeError(f"adversarial needs a GaussianNLL or MeanSquaredError objective, got "
                     f"{type(objective).__name__}")
-  if (isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not epsilon >= 0
-      or math.isinf(epsilon)):
-    raise ValueError(f"epsilon must be a finite number >= 0, got {epsilon!r}")
-  return Adversarial(objective, float(epsilon))
+  return Adversarial(objective, _check_non_negative("epsilon", epsilon))

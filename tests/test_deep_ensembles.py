@@ -170,6 +170,13 @@ def test_adversarial_rejects_bad_epsilon(epsilon):
     objectives.adversarial(objectives.gaussian_nll(models.mlp()), epsilon)
 
 
+def test_adversarial_takes_numpy_scalars_like_python_numbers():
+  """epsilon as np.float32 / np.int64 (e.g. read from an array) equals the Python number."""
+  nll = objectives.gaussian_nll(models.mlp())
+  assert objectives.adversarial(nll, np.float32(0.25)) == objectives.adversarial(nll, 0.25)
+  assert objectives.adversarial(nll, np.int64(0)) == objectives.adversarial(nll, 0.0)
+
+
 def test_adversarial_rejects_objectives_without_x():
   with pytest.raises(TypeError, match="adversarial"):
     objectives.adversarial(objectives.neg_elbo(models.vae()), 0.1)

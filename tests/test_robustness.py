@@ -432,7 +432,8 @@ BAD = [  # (callable, keyword arguments, exception, regex naming the argument an
     (MT.mixture_nll, dict(y=_Y3, mu=_MU, sigma=_with(_SIGMA, (1, 1), -0.5)), ValueError,
      r"^sigma must be positive everywhere, got minimum -0\.5$"),
     (MT.mixture_nll, dict(y=np.zeros(4), mu=_MU, sigma=_SIGMA), ValueError,
-     r"^y must broadcast against one member's shape \(3,\), got shape \(4,\)$"),
+     r"^y must broadcast to one member's shape \(3,\) \(mu and sigma are \[K, \.\.\.\] = \(2, 3\)\), "
+     r"got shape \(4,\)$"),
     (MT.mixture_crps, dict(y=_Y3, mu=_MU, sigma=_SIGMA[:1]), ValueError,
      r"^mu and sigma must have the same shape, got \(2, 3\) and \(1, 3\)$"),
     (MT.mixture_moments, dict(mu=_with(_MU, (0, 0), np.nan), sigma=_SIGMA), ValueError,
