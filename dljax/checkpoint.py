@@ -68,7 +68,7 @@ def save(path: str | os.PathLike, model: Any, params: Any, arrays: dict[str, Any
       {"format": FORMAT, "sha256": hashlib.sha256(payload).hexdigest(), "payload": payload})
   path = os.fspath(path)
   directory = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".msgpack")
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix=_TMP_PREFIX, suffix=_TMP_SUFFIX)
   try:
     with os.fdopen(fd, "wb") as f:  # owns fd from here: closed whatever happens next
       umask = os.umask(0)
@@ -86,6 +86,22 @@ def save(path: str | os.PathLike, model: Any, params: Any, arrays: dict[str, Any
     if os.path.exists(tmp):
       os.unlink(tmp)
     raise
+
+
+_TMP_PREFIX, _TMP_SUFFIX = ".tmp-", ".msgpack"  # save's temporary file, renamed when complete
+
+
+def remove_temporaries(directory: str | os.PathLike) -> list[str]:
+  """Deletes the temporary files that ``save`` left in ``directory`` when it was killed before
+  its rename (never a complete checkpoint); returns their paths. Call it only when no save into
+  ``directory`` is running."""
+  directory = os.fspath(directory)
+  names = os.listdir(directory) if os.path.isdir(directory) else []
+  removed = [os.path.join(directory, n) for n in sorted(names)
+             if n.startswith(_TMP_PREFIX) and n.endswith(_TMP_SUFFIX)]
+  for path in removed:
+    os.unlink(path)
+  return removed
 
 
 def _fsync_directory(directory: str) -> None:

@@ -293,6 +293,8 @@ def run_and_write(experiment, workdir: str, config: dict[str, Any], *, checkpoin
   writer = jax.process_index() == 0  # with several processes, the first one writes the files
   if writer:
     os.makedirs(os.path.join(workdir, CHECKPOINT_DIR), exist_ok=True)
+    for folder in (workdir, os.path.join(workdir, CHECKPOINT_DIR)):  # a kill during a save
+      checkpoint.remove_temporaries(folder)
     if start is None:  # a fresh run: checkpoints left by an earlier run here must not be resumed
       for _, old in _checkpoints(workdir):
         os.unlink(old)

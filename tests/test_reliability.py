@@ -99,6 +99,21 @@ def test_a_failed_save_leaves_no_file_and_no_open_descriptor(tmp_path, monkeypat
   assert path.read_bytes() == old
 
 
+def test_remove_temporaries_takes_only_what_save_leaves(tmp_path):
+  """A save killed before its rename leaves .tmp-*.msgpack; remove_temporaries deletes those
+  and nothing else (checkpoints, other files, an absent folder are left alone)."""
+  path, model, _ = _saved(tmp_path)
+  for name in (".tmp-abc123.msgpack", ".tmp-x.msgpack", "ckpt-000000010.msgpack", ".tmp-a.json",
+               "notes.msgpack"):
+    (tmp_path / name).write_bytes(b"x")
+  removed = checkpoint.remove_temporaries(tmp_path)
+  assert [os.path.basename(p) for p in removed] == [".tmp-abc123.msgpack", ".tmp-x.msgpack"]
+  assert sorted(p.name for p in tmp_path.iterdir()) == [
+      ".tmp-a.json", "c.msgpack", "ckpt-000000010.msgpack", "notes.msgpack"]
+  assert checkpoint.load(path)[0] == model
+  assert checkpoint.remove_temporaries(tmp_path / "absent") == []
+
+
 class _Marker:
   def __reduce__(self):
     return (open, (os.environ["DLJAX_TEST_MARKER"], "w"))
@@ -415,9 +430,14 @@ def test_a_checkpoint_of_another_example_is_refused(tmp_path, cache, reference):
 
 
 def test_resume_without_checkpoints_starts_from_step_zero(tmp_path, cache, reference):
+  """Also: the temporary files of saves killed before their rename are removed."""
+  (tmp_path / "checkpoints").mkdir()
+  for tmp in (tmp_path / ".tmp-k1.msgpack", tmp_path / "checkpoints" / ".tmp-k2.msgpack"):
+    tmp.write_bytes(b"cut short")
   proc = _ok(_run(tmp_path, cache, "--resume"))
   assert "starting from step 0" in proc.stderr
   _assert_same_run(reference, str(tmp_path))
+  assert not [p for p in tmp_path.rglob(".tmp-*")]
 
 
 DRIVER = textwrap.dedent("""
