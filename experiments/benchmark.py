@@ -343,8 +343,7 @@ def main(argv):
                 f"{','.join(_SECTIONS.value)!r}")
   if _REPEATS.value < 1:
     common.fail(f"--repeats must be >= 1, got {_REPEATS.value}")
-  if not _WORKDIR.value:
-    common.fail("--workdir must be a folder path, got ''")
+  common.check_output_folder("workdir", _WORKDIR.value)
   common.quiet_backend_probe()
   if _CPU_DEVICES.value is not None and _CPU_DEVICES.value < 1:
     common.fail(f"--cpu_devices must be an integer >= 1, got {_CPU_DEVICES.value}")

@@ -58,6 +58,7 @@ def enable_compilation_cache(path: str) -> None:
 
   if not path:
     return
+  check_output_folder("compilation_cache", path)
   jax.config.update("jax_compilation_cache_dir", path)
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
@@ -69,6 +70,23 @@ def parse_flags(argv: list[str]) -> list[str]:
     return flags.FLAGS(argv)
   except flags.Error as e:
     fail(str(e).splitlines()[0])
+
+
+def check_output_folder(flag: str, path: str) -> None:
+  """``--flag``'s folder can be written: it is a writable folder, or it does not exist yet and
+  its nearest existing parent is one (created later, when there is something to write). One
+  line and exit status 2 otherwise, before any work."""
+  if not path:
+    fail(f"--{flag} must be a folder path, got ''")
+  existing = os.path.abspath(path)
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    what = "exists and is not a folder" if existing == os.path.abspath(path) else (
+        f"cannot be created: {existing!r} is a file")
+    fail(f"--{flag} {path!r} {what}")
+  if not os.access(existing, os.W_OK):
+    fail(f"--{flag} {path!r} cannot be written: {existing!r} is not writable")
 
 
 def quiet_backend_probe() -> None:
@@ -293,11 +311,17 @@ def run_and_write(experiment, workdir: str, config: dict[str, Any], *, checkpoin
   writer = jax.process_index() == 0  # with several processes, the first one writes the files
   if writer:
     os.makedirs(os.path.join(workdir, CHECKPOINT_DIR), exist_ok=True)
-    for folder in (workdir, os.path.join(workdir, CHECKPOINT_DIR)):  # a kill during a save
-      checkpoint.remove_temporaries(folder)
-    if start is None:  # a fresh run: checkpoints left by an earlier run here must not be resumed
-      for _, old in _checkpoints(workdir):
+    # What a kill during a write left: save's and _atomically's temporary files.
+    checkpoint.remove_temporaries(os.path.join(workdir, CHECKPOINT_DIR))
+    for name in os.listdir(workdir):
+      if name.startswith(_TMP_PREFIX) and os.path.isfile(os.path.join(workdir, name)):
+        os.unlink(os.path.join(workdir, name))
+    if start is None:  # a fresh run: an earlier run's checkpoints must not be resumed, and its
+      for _, old in _checkpoints(workdir):  # outputs must not sit beside this run's config
         os.unlink(old)
+      for name in OUTPUTS:
+        if os.path.isfile(os.path.join(workdir, name)):
+          os.unlink(os.path.join(workdir, name))
     _write_json(os.path.join(workdir, "config.json"), {"example": experiment.name,
                                                       "flags": config, "versions": versions()})
   std = {k: {"mean": s.mean, "std": s.std} for k, s in experiment.standardisers.items()}
@@ -374,10 +398,12 @@ def run_and_write(experiment, workdir: str, config: dict[str, Any], *, checkpoin
             "steps_per_s": fit_timings.get("steps_per_s"),
             "final_loss": float(np.mean(full_history["loss"][..., -1]))}
   if writer:
-    np.savez(os.path.join(workdir, "predictions.npz"), **predictions)
+    _atomically(os.path.join(workdir, "predictions.npz"), lambda p: np.savez(p, **predictions))
     save(os.path.join(workdir, "checkpoint.msgpack"), state)
-    figures.FIGURES[experiment.name](predictions, os.path.join(workdir, "figure.png"))
-    figures.loss_curves(full_history, os.path.join(workdir, "loss.png"), experiment.name)
+    _atomically(os.path.join(workdir, "figure.png"),
+                lambda p: figures.FIGURES[experiment.name](predictions, p))
+    _atomically(os.path.join(workdir, "loss.png"),
+                lambda p: figures.loss_curves(full_history, p, experiment.name))
   result["wall_s"] = {"total": time.perf_counter() - t0, "compile": timer.seconds - compile_before,
                       "training": fit_timings.get("total", 0.0),
                       "outputs": time.perf_counter() - t_trained}
@@ -395,10 +421,33 @@ def _stop_run(message: str, status: int) -> None:
   sys.exit(status)
 
 
+# A run's outputs besides config.json and metrics.jsonl (both rewritten when it starts).
+OUTPUTS = ("metrics.json", "predictions.npz", "checkpoint.msgpack", "figure.png", "loss.png")
+_TMP_PREFIX = ".tmp-"
+
+
+def _atomically(path: str, write: Callable[[str], Any]) -> None:
+  """``write(temporary path)`` in ``path``'s folder, then a rename: a kill leaves the old file or
+  the new one, never half of one. The temporary name keeps ``path``'s extension (savefig and
+  np.savez read the format from it)."""
+  folder, name = os.path.split(path)
+  tmp = os.path.join(folder, f"{_TMP_PREFIX}{os.getpid()}-{name}")
+  try:
+    write(tmp)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.unlink(tmp)
+    raise
+
+
 def _write_json(path: str, obj: Any) -> None:
-  with open(path, "w") as f:
-    json.dump(obj, f, indent=1, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
-    f.write("\n")
+  def write(tmp):
+    with open(tmp, "w") as f:
+      json.dump(obj, f, indent=1, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+      f.write("\n")
+
+  _atomically(path, write)
 
 
 def launch(name: str, settings_from_flags: Callable[[], dict[str, Any]], model_flags: tuple[str, ...]) -> None:
@@ -413,10 +462,7 @@ def launch(name: str, settings_from_flags: Callable[[], dict[str, Any]], model_f
   settings.update({k: FLAGS[k].value for k in COMMON_FLAGS})
   enable_compilation_cache(FLAGS.compilation_cache)
   workdir = FLAGS.workdir
-  if not workdir:
-    fail("--workdir must be a folder path, got ''")
-  if os.path.exists(workdir) and not os.path.isdir(workdir):
-    fail(f"--workdir {workdir!r} exists and is not a folder")
+  check_output_folder("workdir", workdir)
   every = FLAGS.checkpoint_every
   if every < 0:
     fail(f"--checkpoint_every must be an integer >= 0, got {every}")

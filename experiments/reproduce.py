@@ -57,8 +57,8 @@ def main(argv):
     common.fail(f"--steps_scale must be in (0, 1000], got {_STEPS_SCALE.value}")
   logging.set_verbosity(logging.WARNING)
   common.quiet_backend_probe()
-  if not _WORKDIR.value:
-    common.fail("--workdir must be a folder path, got ''")
+  for folder in (_WORKDIR.value, *(_workdir(name) for name in _EXAMPLES.value)):
+    common.check_output_folder("workdir", folder)  # a file in the way fails now, not mid-run
   if _JOBS.value is not None and _JOBS.value < 1:
     common.fail(f"--jobs must be an integer >= 1, got {_JOBS.value}")
   # dljax.distributed.usable_cores(), without importing JAX before the helpers start.
@@ -79,7 +79,7 @@ def main(argv):
     settings = {"seed": _SEED.value, "steps": steps, "log_every": log_every}
     if name in ("vae", "cvae"):  # the tutorial's figures need no IWAE; the launchers report it
       settings["iwae_ks"] = ()
-    prepared[name] = settings, common.prepare_or_fail(name, settings, set())
+    prepared[name] = settings, common.prepare_or_fail(name, settings, {"seed"})
   rows = _run_all(prepared, helpers, jobs - 1, _SEED.value)
   total = time.perf_counter() - _START
   lines = ["| example | quality | steps | compile (s) | training (s) | steps/s | total (s) |",

@@ -8,6 +8,7 @@ so it includes initialisation, every chunk and the host round trips between chun
 """
 
 import json
+import os
 import platform
 import statistics
 
@@ -15,6 +16,7 @@ import jax
 from absl import app, flags, logging
 
 from dljax import examples as E
+from experiments import common
 
 _EXAMPLES = flags.DEFINE_list("examples", list(E.RUNNERS), "Examples to run.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs per example, after one warm-up.")
@@ -37,13 +39,21 @@ def measure(name: str, seed: int, repeats: int) -> dict:
 
 
 def main(argv):
-  del argv
-  unknown = sorted(set(_EXAMPLES.value) - set(E.RUNNERS))
-  if unknown:
-    raise app.UsageError(f"--examples: unknown {unknown}; expected some of {list(E.RUNNERS)}")
+  if len(argv) > 1:
+    common.fail(f"unexpected arguments {argv[1:]}")
+  unknown = [e for e in _EXAMPLES.value if e not in E.RUNNERS]
+  if unknown or not _EXAMPLES.value:
+    common.fail(f"--examples must be some of {','.join(E.RUNNERS)}, got "
+                f"{','.join(_EXAMPLES.value)!r}")
   if _REPEATS.value < 1:
-    raise app.UsageError(f"--repeats must be >= 1, got {_REPEATS.value}")
+    common.fail(f"--repeats must be an integer >= 1, got {_REPEATS.value}")
+  if _JSON.value is not None:
+    if not _JSON.value or os.path.isdir(_JSON.value):
+      common.fail(f"--json must be a file path, got {_JSON.value!r}")
+    common.check_output_folder("json", os.path.dirname(os.path.abspath(_JSON.value)))
   logging.set_verbosity(logging.WARNING)
+  for name in _EXAMPLES.value:  # every example's arguments (the seed) checked before any runs
+    common.prepare_or_fail(name, {"seed": _SEED.value}, {"seed"})
   rows = [measure(name, _SEED.value, _REPEATS.value) for name in _EXAMPLES.value]
   lines = [f"machine: {platform.machine()}, {jax.device_count()} x {jax.devices()[0].device_kind}, "
            f"jax {jax.__version__}",
@@ -60,4 +70,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=common.parse_flags)

@@ -516,6 +516,36 @@ def test_empty_workdir_fails_with_one_line(jobs):
   assert os.listdir(cwd) == []
 
 
+def test_output_folders_that_cannot_be_written_fail_before_any_work(tmp_path):
+  """A workdir or cache under a file, a cache that is a file, reproduce's per-example folder
+  taken by a file, and speed's bad flags: one line naming the flag, exit 2, nothing written."""
+  a_file = tmp_path / "a_file"
+  a_file.write_text("x")
+  taken = tmp_path / "taken"
+  taken.mkdir()
+  (taken / "rnn").write_text("x")
+  cases = [
+      ("experiments.mlp", [f"--workdir={a_file}/sub"], "--workdir"),
+      ("experiments.mlp", [f"--workdir={tmp_path}/w", f"--compilation_cache={a_file}"],
+       "--compilation_cache"),
+      ("experiments.reproduce", [f"--workdir={taken}", "--steps_scale=0.004"], "--workdir"),
+      ("experiments.reproduce", [f"--workdir={tmp_path}/r", "--seed=-1"], "--seed"),
+      ("experiments.benchmark", [f"--workdir={a_file}", "--tiny"], "--workdir"),
+      ("experiments.speed", ["--repeats=0"], "--repeats"),
+      ("experiments.speed", ["--examples=mlp,foo"], "--examples"),
+      ("experiments.speed", ["--repeats=abc"], "--repeats"),
+      ("experiments.speed", ["--seed=-1"], "--seed"),
+      ("experiments.speed", [f"--json={a_file}/x.json"], "--json"),
+  ]
+  with ThreadPoolExecutor(max_workers=2) as pool:
+    procs = list(pool.map(lambda c: _launch(c[0], c[1]), cases))
+  for (module, args, flag), proc in zip(cases, procs):
+    assert proc.returncode == 2, (module, args, _output(proc))
+    assert flag in _one_line(proc), (module, args)
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "taken"]
+  assert sorted(p.name for p in taken.iterdir()) == ["rnn"]
+
+
 # ----------------------------------------------------------------------------------------------
 # reproduce and --helpfull.
 

@@ -470,10 +470,15 @@ DRIVER = textwrap.dedent("""
 
 def test_divergence_keeps_the_last_finite_checkpoint_and_exits_1(tmp_path, cache):
   """Update 12346 is NaN (injected): one line naming step 12347 and the term, exit status 1,
-  the newest checkpoint is step 12000 and finite, and no final outputs are written."""
+  the newest checkpoint is step 12000 and finite, and no final outputs are written: an earlier
+  run's outputs in the same workdir are removed when this fresh run starts, not left beside its
+  config.json."""
   driver = tmp_path / "driver.py"
   driver.write_text(DRIVER)
   workdir = tmp_path / "w"
+  workdir.mkdir()
+  for stale in ("metrics.json", "predictions.npz", "checkpoint.msgpack", "figure.png", "loss.png"):
+    (workdir / stale).write_bytes(b"an earlier run's")
   proc = subprocess.run([sys.executable, str(driver), f"--workdir={workdir}",
                          f"--compilation_cache={cache}", *RUN], cwd=ROOT, capture_output=True,
                         text=True, timeout=600, env={**os.environ, "PYTHONPATH": ROOT})
@@ -486,7 +491,7 @@ def test_divergence_keeps_the_last_finite_checkpoint_and_exits_1(tmp_path, cache
   _, params, _, _ = checkpoint.load(workdir / "checkpoints" / kept[-1])
   assert all(np.all(np.isfinite(a)) for a in jax.tree.leaves(params))
   assert not any((workdir / f).exists() for f in ("metrics.json", "predictions.npz",
-                                                 "checkpoint.msgpack"))
+                                                 "checkpoint.msgpack", "figure.png", "loss.png"))
 
 
 def test_launcher_divergence_before_any_checkpoint_says_so(tmp_path, cache):
