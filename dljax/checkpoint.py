@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -66,55 +67,66 @@ def save(path: str | os.PathLike, model: Any, params: Any, arrays: dict[str, Any
        "arrays": _to_numpy(arrays or {}), "meta": json.dumps(meta or {})})
   blob = serialization.msgpack_serialize(
       {"format": FORMAT, "sha256": hashlib.sha256(payload).hexdigest(), "payload": payload})
+
+  def write(tmp):
+    with open(tmp, "wb") as f:
+      f.write(blob)
+
+  write_atomically(path, write)
+
+
+TMP_PREFIX = ".tmp-"  # write_atomically's temporary files, renamed when complete
+
+
+def write_atomically(path: str | os.PathLike, write: Callable[[str], Any]) -> None:
+  """``write(temporary path)`` in ``path``'s folder, fsync, rename, fsync of the folder: a kill
+  leaves the old file or the new one, never half of one, and a failure leaves no temporary file.
+  The temporary name ends with ``path``'s own name, so writers that read the format from the
+  extension (``savefig``, ``np.savez``) see it."""
   path = os.fspath(path)
   directory = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=_TMP_PREFIX, suffix=_TMP_SUFFIX)
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix=TMP_PREFIX, suffix="-" + os.path.basename(path))
   try:
-    with os.fdopen(fd, "wb") as f:  # owns fd from here: closed whatever happens next
+    try:  # mkstemp makes 0600; give the usual mode of a new file where the filesystem lets us
       umask = os.umask(0)
       os.umask(umask)
-      try:  # mkstemp makes 0600; give the usual mode of a new file where the filesystem lets us
-        os.fchmod(f.fileno(), 0o666 & ~umask)
-      except OSError:
-        pass
-      f.write(blob)
-      f.flush()
-      os.fsync(f.fileno())
+      os.fchmod(fd, 0o666 & ~umask)
+    except OSError:
+      pass
+    finally:
+      os.close(fd)
+    write(tmp)
+    _fsync(tmp, os.O_RDONLY)
     os.replace(tmp, path)
-    _fsync_directory(directory)  # the rename itself survives a power cut
+    try:
+      _fsync(directory, os.O_RDONLY)  # the rename itself survives a power cut
+    except OSError:  # a platform or filesystem without directory handles
+      pass
   except BaseException:
     if os.path.exists(tmp):
       os.unlink(tmp)
     raise
 
 
-_TMP_PREFIX, _TMP_SUFFIX = ".tmp-", ".msgpack"  # save's temporary file, renamed when complete
+def _fsync(path: str, flags: int) -> None:
+  fd = os.open(path, flags)
+  try:
+    os.fsync(fd)
+  finally:
+    os.close(fd)
 
 
 def remove_temporaries(directory: str | os.PathLike) -> list[str]:
-  """Deletes the temporary files that ``save`` left in ``directory`` when it was killed before
-  its rename (never a complete checkpoint); returns their paths. Call it only when no save into
-  ``directory`` is running."""
+  """Deletes the temporary files that ``write_atomically`` left in ``directory`` when it was
+  killed before its rename (never a complete file); returns their paths. Call it only when no
+  write into ``directory`` is running."""
   directory = os.fspath(directory)
   names = os.listdir(directory) if os.path.isdir(directory) else []
-  removed = [os.path.join(directory, n) for n in sorted(names)
-             if n.startswith(_TMP_PREFIX) and n.endswith(_TMP_SUFFIX)]
+  removed = [os.path.join(directory, n) for n in sorted(names) if n.startswith(TMP_PREFIX)
+             and os.path.isfile(os.path.join(directory, n))]
   for path in removed:
     os.unlink(path)
   return removed
-
-
-def _fsync_directory(directory: str) -> None:
-  try:
-    fd = os.open(directory, os.O_RDONLY)
-  except OSError:  # a platform or filesystem without directory handles
-    return
-  try:
-    os.fsync(fd)
-  except OSError:
-    pass
-  finally:
-    os.close(fd)
 
 
 def load(path: str | os.PathLike) -> tuple[Any, dict, dict, dict]:

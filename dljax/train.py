@@ -461,7 +461,7 @@ def _check_finite(terms: Mapping[str, np.ndarray], params: Params, first_step: i
 
 
 def _check_optimizer_and_callback(optimizer: Any, callback: Any) -> None:
-  if not (callable(getattr(optimizer, "init", None)) and callable(getattr(optimizer, "update", None))):
+  if not all(callable(getattr(optimizer, f, None)) for f in ("init", "update")):
     raise TypeError(f"optimizer must be an Optax GradientTransformation (init and update), got "
                     f"{type(optimizer).__name__}")
   if callback is not None and not callable(callback):
@@ -483,8 +483,9 @@ def _check_state(state: Any, model: Any, optimizer: Any, dtype: Any, seeds: list
   got_leaves, got_tree = jax.tree_util.tree_flatten_with_path(state)
   members = f"{len(seeds)} members" if ensemble else "one seed"
   if got_tree != want_tree:
-    paths = lambda leaves: {jax.tree_util.keystr(p) for p, _ in leaves}
-    missing, extra = sorted(paths(want_leaves) - paths(got_leaves)), sorted(paths(got_leaves) - paths(want_leaves))
+    want_paths, got_paths = ({jax.tree_util.keystr(p) for p, _ in leaves}
+                             for leaves in (want_leaves, got_leaves))
+    missing, extra = sorted(want_paths - got_paths), sorted(got_paths - want_paths)
     raise ValueError(f"state must hold this model's parameters and this optimizer's state, got "
                      f"a different tree (missing {missing or 'none'}, unexpected {extra or 'none'})")
   for (path, w), (_, g) in zip(want_leaves, got_leaves):
@@ -526,8 +527,9 @@ def fit(model: Any, objective: Objective, data: Mapping[str, Any], *, steps: int
     state: continue from this state instead of the seed's initial one (its tree, shapes and
       dtypes must be ``init_state(model, seed, optimizer, dtype)``'s).
     callback: called after each chunk as ``callback(state, terms, seconds)`` with the state (a
-      copy the callback may keep), that chunk's per-step terms and its wall time. Chunks end at multiples of ``log_every``
-      steps counted from step 0. An exception raised by the callback stops training.
+      copy the callback may keep), that chunk's per-step terms and its wall time. Chunks end at
+      multiples of ``log_every`` steps counted from step 0. An exception raised by the callback
+      stops training.
     devices: the devices an ensemble's members are split across, K / D consecutive members per
       device (a ``"members"`` mesh axis, see ``dljax.distributed``); the data is copied to each.
       K must be a multiple of D. None: every device JAX sees (``jax.devices()``, which spans all

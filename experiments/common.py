@@ -311,11 +311,8 @@ def run_and_write(experiment, workdir: str, config: dict[str, Any], *, checkpoin
   writer = jax.process_index() == 0  # with several processes, the first one writes the files
   if writer:
     os.makedirs(os.path.join(workdir, CHECKPOINT_DIR), exist_ok=True)
-    # What a kill during a write left: save's and _atomically's temporary files.
-    checkpoint.remove_temporaries(os.path.join(workdir, CHECKPOINT_DIR))
-    for name in os.listdir(workdir):
-      if name.startswith(_TMP_PREFIX) and os.path.isfile(os.path.join(workdir, name)):
-        os.unlink(os.path.join(workdir, name))
+    for folder in (workdir, os.path.join(workdir, CHECKPOINT_DIR)):  # a kill during a write
+      checkpoint.remove_temporaries(folder)
     if start is None:  # a fresh run: an earlier run's checkpoints must not be resumed, and its
       for _, old in _checkpoints(workdir):  # outputs must not sit beside this run's config
         os.unlink(old)
@@ -398,12 +395,13 @@ def run_and_write(experiment, workdir: str, config: dict[str, Any], *, checkpoin
             "steps_per_s": fit_timings.get("steps_per_s"),
             "final_loss": float(np.mean(full_history["loss"][..., -1]))}
   if writer:
-    _atomically(os.path.join(workdir, "predictions.npz"), lambda p: np.savez(p, **predictions))
+    atomically = checkpoint.write_atomically
+    atomically(os.path.join(workdir, "predictions.npz"), lambda p: np.savez(p, **predictions))
     save(os.path.join(workdir, "checkpoint.msgpack"), state)
-    _atomically(os.path.join(workdir, "figure.png"),
-                lambda p: figures.FIGURES[experiment.name](predictions, p))
-    _atomically(os.path.join(workdir, "loss.png"),
-                lambda p: figures.loss_curves(full_history, p, experiment.name))
+    atomically(os.path.join(workdir, "figure.png"),
+               lambda p: figures.FIGURES[experiment.name](predictions, p))
+    atomically(os.path.join(workdir, "loss.png"),
+               lambda p: figures.loss_curves(full_history, p, experiment.name))
   result["wall_s"] = {"total": time.perf_counter() - t0, "compile": timer.seconds - compile_before,
                       "training": fit_timings.get("total", 0.0),
                       "outputs": time.perf_counter() - t_trained}
@@ -423,31 +421,17 @@ def _stop_run(message: str, status: int) -> None:
 
 # A run's outputs besides config.json and metrics.jsonl (both rewritten when it starts).
 OUTPUTS = ("metrics.json", "predictions.npz", "checkpoint.msgpack", "figure.png", "loss.png")
-_TMP_PREFIX = ".tmp-"
-
-
-def _atomically(path: str, write: Callable[[str], Any]) -> None:
-  """``write(temporary path)`` in ``path``'s folder, then a rename: a kill leaves the old file or
-  the new one, never half of one. The temporary name keeps ``path``'s extension (savefig and
-  np.savez read the format from it)."""
-  folder, name = os.path.split(path)
-  tmp = os.path.join(folder, f"{_TMP_PREFIX}{os.getpid()}-{name}")
-  try:
-    write(tmp)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    raise
 
 
 def _write_json(path: str, obj: Any) -> None:
+  from dljax import checkpoint  # noqa: PLC0415 (imported late so that --help stays fast)
+
   def write(tmp):
     with open(tmp, "w") as f:
       json.dump(obj, f, indent=1, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
       f.write("\n")
 
-  _atomically(path, write)
+  checkpoint.write_atomically(path, write)
 
 
 def launch(name: str, settings_from_flags: Callable[[], dict[str, Any]], model_flags: tuple[str, ...]) -> None:

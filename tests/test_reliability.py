@@ -99,17 +99,18 @@ def test_a_failed_save_leaves_no_file_and_no_open_descriptor(tmp_path, monkeypat
   assert path.read_bytes() == old
 
 
-def test_remove_temporaries_takes_only_what_save_leaves(tmp_path):
-  """A save killed before its rename leaves .tmp-*.msgpack; remove_temporaries deletes those
-  and nothing else (checkpoints, other files, an absent folder are left alone)."""
+def test_remove_temporaries_takes_only_what_a_killed_write_leaves(tmp_path):
+  """A write killed before its rename leaves .tmp-*; remove_temporaries deletes those and nothing
+  else (checkpoints, other files, a folder, an absent folder are left alone)."""
   path, model, _ = _saved(tmp_path)
-  for name in (".tmp-abc123.msgpack", ".tmp-x.msgpack", "ckpt-000000010.msgpack", ".tmp-a.json",
-               "notes.msgpack"):
+  for name in (".tmp-abc123-c.msgpack", ".tmp-x-figure.png", "ckpt-000000010.msgpack",
+               "tmp-a.json", "notes.msgpack"):
     (tmp_path / name).write_bytes(b"x")
+  (tmp_path / ".tmp-folder").mkdir()
   removed = checkpoint.remove_temporaries(tmp_path)
-  assert [os.path.basename(p) for p in removed] == [".tmp-abc123.msgpack", ".tmp-x.msgpack"]
+  assert [os.path.basename(p) for p in removed] == [".tmp-abc123-c.msgpack", ".tmp-x-figure.png"]
   assert sorted(p.name for p in tmp_path.iterdir()) == [
-      ".tmp-a.json", "c.msgpack", "ckpt-000000010.msgpack", "notes.msgpack"]
+      ".tmp-folder", "c.msgpack", "ckpt-000000010.msgpack", "notes.msgpack", "tmp-a.json"]
   assert checkpoint.load(path)[0] == model
   assert checkpoint.remove_temporaries(tmp_path / "absent") == []
 
