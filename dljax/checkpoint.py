@@ -96,10 +96,10 @@ def write_atomically(path: str | os.PathLike, write: Callable[[str], Any]) -> No
     finally:
       os.close(fd)
     write(tmp)
-    _fsync(tmp, os.O_RDONLY)
+    _fsync(tmp)
     os.replace(tmp, path)
     try:
-      _fsync(directory, os.O_RDONLY)  # the rename itself survives a power cut
+      _fsync(directory)  # the rename itself survives a power cut
     except OSError:  # a platform or filesystem without directory handles
       pass
   except BaseException:
@@ -108,8 +108,8 @@ def write_atomically(path: str | os.PathLike, write: Callable[[str], Any]) -> No
     raise
 
 
-def _fsync(path: str, flags: int) -> None:
-  fd = os.open(path, flags)
+def _fsync(path: str) -> None:
+  fd = os.open(path, os.O_RDONLY)
   try:
     os.fsync(fd)
   finally:

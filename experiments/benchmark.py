@@ -337,10 +337,7 @@ def table(results: dict, header: str) -> str:
 def main(argv):
   if len(argv) > 1:
     common.fail(f"unexpected arguments {argv[1:]}")
-  unknown = [s for s in _SECTIONS.value if s not in SECTIONS]
-  if unknown or not _SECTIONS.value:
-    common.fail(f"--sections must be some of {','.join(SECTIONS)}, got "
-                f"{','.join(_SECTIONS.value)!r}")
+  common.check_choices("sections", _SECTIONS.value, SECTIONS)
   if _REPEATS.value < 1:
     common.fail(f"--repeats must be >= 1, got {_REPEATS.value}")
   common.check_output_folder("workdir", _WORKDIR.value)

@@ -72,6 +72,12 @@ def parse_flags(argv: list[str]) -> list[str]:
     fail(str(e).splitlines()[0])
 
 
+def check_choices(flag: str, values: list[str], choices) -> None:
+  """A non-empty list flag whose every value is one of ``choices``; one line and exit 2 if not."""
+  if not values or any(v not in choices for v in values):
+    fail(f"--{flag} must be some of {','.join(choices)}, got {','.join(values)!r}")
+
+
 def check_output_folder(flag: str, path: str) -> None:
   """``--flag``'s folder can be written: it is a writable folder, or it does not exist yet and
   its nearest existing parent is one (created later, when there is something to write). One
@@ -160,6 +166,8 @@ def prepare_or_fail(name: str, settings: dict[str, Any], flag_names: set[str]):
 
 
 CHECKPOINT_DIR = "checkpoints"
+# A run's outputs besides config.json and metrics.jsonl (both rewritten when it starts).
+OUTPUTS = ("metrics.json", "predictions.npz", "checkpoint.msgpack", "figure.png", "loss.png")
 # Flags that change how a run is carried out but not what it computes: a run may be resumed with
 # other values of these.
 RUN_ONLY_FLAGS = frozenset({"workdir", "compilation_cache", "resume", "checkpoint_every",
@@ -418,9 +426,6 @@ def _stop_run(message: str, status: int) -> None:
   sys.stderr.flush()
   sys.exit(status)
 
-
-# A run's outputs besides config.json and metrics.jsonl (both rewritten when it starts).
-OUTPUTS = ("metrics.json", "predictions.npz", "checkpoint.msgpack", "figure.png", "loss.png")
 
 
 def _write_json(path: str, obj: Any) -> None:

@@ -50,9 +50,7 @@ _QUALITY = {"mlp": "RMSE {rmse:.3f}, sigma {sigma:.3f} (true 0.1)",
 def main(argv):
   if len(argv) > 1:
     common.fail(f"unexpected arguments {argv[1:]}")
-  unknown = [e for e in _EXAMPLES.value if e not in EXAMPLES]
-  if unknown or not _EXAMPLES.value:
-    common.fail(f"--examples must be some of {','.join(EXAMPLES)}, got {','.join(_EXAMPLES.value)!r}")
+  common.check_choices("examples", _EXAMPLES.value, EXAMPLES)
   if not 0 < _STEPS_SCALE.value <= 1e3:
     common.fail(f"--steps_scale must be in (0, 1000], got {_STEPS_SCALE.value}")
   logging.set_verbosity(logging.WARNING)

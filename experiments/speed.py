@@ -41,10 +41,7 @@ def measure(name: str, seed: int, repeats: int) -> dict:
 def main(argv):
   if len(argv) > 1:
     common.fail(f"unexpected arguments {argv[1:]}")
-  unknown = [e for e in _EXAMPLES.value if e not in E.RUNNERS]
-  if unknown or not _EXAMPLES.value:
-    common.fail(f"--examples must be some of {','.join(E.RUNNERS)}, got "
-                f"{','.join(_EXAMPLES.value)!r}")
+  common.check_choices("examples", _EXAMPLES.value, E.RUNNERS)
   if _REPEATS.value < 1:
     common.fail(f"--repeats must be an integer >= 1, got {_REPEATS.value}")
   if _JSON.value is not None:
