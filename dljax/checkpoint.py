@@ -23,9 +23,16 @@ from typing import Any
 
 import jax
 import numpy as np
-from flax import serialization
 
+from dljax import checks
 from dljax import models as M
+
+
+def _serialization():
+  """``flax.serialization``, imported when first needed (flax costs ~0.1-0.8 s to import)."""
+  from flax import serialization  # noqa: PLC0415
+
+  return serialization
 
 FORMAT = "dljax-checkpoint-2"
 
@@ -39,7 +46,7 @@ _BUILDERS = {"mlp": M.mlp, "rnn": M.rnn, "lstm": M.lstm, "vae": M.vae, "cvae": M
 def model_config(model: Any) -> dict[str, Any]:
   """The model's kind and its builder's keyword arguments, as plain JSON values."""
   if type(model) not in _KINDS:
-    raise TypeError(f"model must be a dljax model, got {type(model).__name__}")
+    checks.fail("model", "be a dljax model", type(model).__name__, kind=checks.ArgumentTypeError)
   config = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(model).items()}
   return {"kind": _KINDS[type(model)], **config}
 
@@ -49,7 +56,8 @@ def build_model(config: dict[str, Any]) -> Any:
   config = dict(config)
   kind = config.pop("kind", None)
   if kind not in _BUILDERS:
-    raise ValueError(f"model kind must be one of {sorted(_BUILDERS)}, got {kind!r}")
+    raise checks.ArgumentError("kind", f"model kind must be one of {sorted(_BUILDERS)}, got "
+                               f"{kind!r}")
   return _BUILDERS[kind](**config)
 
 
@@ -62,10 +70,10 @@ def _to_numpy(tree: Any) -> Any:
 def save(path: str | os.PathLike, model: Any, params: Any, arrays: dict[str, Any] | None = None,
          meta: dict[str, Any] | None = None) -> None:
   """Writes a checkpoint atomically (temporary file, fsync, rename)."""
-  payload = serialization.msgpack_serialize(
+  payload = _serialization().msgpack_serialize(
       {"model": json.dumps(model_config(model)), "params": _to_numpy(params),
        "arrays": _to_numpy(arrays or {}), "meta": json.dumps(meta or {})})
-  blob = serialization.msgpack_serialize(
+  blob = _serialization().msgpack_serialize(
       {"format": FORMAT, "sha256": hashlib.sha256(payload).hexdigest(), "payload": payload})
 
   def write(tmp):
@@ -141,7 +149,7 @@ def load(path: str | os.PathLike) -> tuple[Any, dict, dict, dict]:
   with open(path, "rb") as f:
     blob = f.read()
   try:
-    raw = serialization.msgpack_restore(blob)
+    raw = _serialization().msgpack_restore(blob)
   except Exception as e:  # msgpack raises several types for truncated or garbled bytes
     raise CheckpointError(f"checkpoint {name} is corrupt or truncated: unreadable msgpack "
                           f"({type(e).__name__})") from None
@@ -151,7 +159,7 @@ def load(path: str | os.PathLike) -> tuple[Any, dict, dict, dict]:
   payload, digest = raw.get("payload"), raw.get("sha256")
   if not isinstance(payload, bytes) or hashlib.sha256(payload).hexdigest() != digest:
     raise CheckpointError(f"checkpoint {name} is corrupt: its SHA-256 does not match its contents")
-  content = serialization.msgpack_restore(payload)
+  content = _serialization().msgpack_restore(payload)
   model = build_model(json.loads(content["model"]))
   return model, content["params"], content["arrays"], json.loads(content["meta"])
 
@@ -159,11 +167,11 @@ def load(path: str | os.PathLike) -> tuple[Any, dict, dict, dict]:
 def train_arrays(step: Any, opt_state: Any, history: dict[str, Any] | None = None) -> dict:
   """What resumes training besides the parameters: the step, the Optax state (as
   ``flax.serialization.to_state_dict``) and the per-step loss history so far."""
-  return {"step": np.asarray(step), "opt_state": serialization.to_state_dict(opt_state),
+  return {"step": np.asarray(step), "opt_state": _serialization().to_state_dict(opt_state),
           "history": dict(history or {})}
 
 
 def restore_opt_state(optimizer: Any, params: Any, state_dict: dict) -> Any:
   """The Optax state saved by ``train_arrays``, rebuilt into ``optimizer``'s structure."""
   template = jax.eval_shape(optimizer.init, params)  # the structure only; nothing is computed
-  return jax.tree.map(np.asarray, serialization.from_state_dict(template, state_dict))
+  return jax.tree.map(np.asarray, _serialization().from_state_dict(template, state_dict))

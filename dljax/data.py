@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from scipy.stats import qmc
+
+from dljax import checks
 
 
 class Regression(NamedTuple):
@@ -21,33 +22,10 @@ class Regression(NamedTuple):
   y_test: np.ndarray  # [N_test, R], the noise-free function
 
 
-def _check_count(name: str, n: int, minimum: int = 1) -> int:
-  if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < minimum:
-    raise ValueError(f"{name} must be an integer >= {minimum}, got {n!r}")
-  return int(n)
-
-
-def _is_number(x) -> bool:
-  return not isinstance(x, bool) and isinstance(x, (int, float, np.integer, np.floating))
-
-
-def _check_noise(noise: float) -> float:
-  if not _is_number(noise) or not 0 <= noise < np.inf:
-    raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
-  return float(noise)
-
-
-def _check_finite_floats(name: str, a: np.ndarray) -> None:
-  """A floating array without NaN or inf (what the models need)."""
-  if not np.issubdtype(a.dtype, np.floating):
-    raise TypeError(f"{name} must be a floating array, got dtype {a.dtype}")
-  n_bad = a.size - np.count_nonzero(np.isfinite(a))
-  if n_bad:
-    raise ValueError(f"{name} must be finite, got {n_bad} NaN or inf values")
-
-
 def _latin_hypercube(n: int, seed: int) -> np.ndarray:
   """n points of [0, 1] by Latin hypercube sampling, [n, 1]."""
+  from scipy.stats import qmc  # noqa: PLC0415 (scipy.stats takes ~0.3 s to import)
+
   return qmc.LatinHypercube(d=1, rng=np.random.default_rng(seed)).random(n)
 
 
@@ -58,9 +36,9 @@ def wiggle(x: np.ndarray) -> np.ndarray:
 
 def sine_wiggle(seed: int = 0, n: int = 100, noise: float = 0.1, n_test: int = 1000) -> Regression:
   """The network's data: x in [0, 1] by Latin hypercube, y = x sin(4 pi x) + noise eps."""
-  seed = _check_count("seed", seed, 0)
-  n, n_test = _check_count("n", n), _check_count("n_test", n_test)
-  noise = _check_noise(noise)
+  seed = checks.integer("seed", seed, 0)
+  n, n_test = checks.integer("n", n), checks.integer("n_test", n_test)
+  noise = checks.non_negative("noise", noise)
   f = wiggle
   x = _latin_hypercube(n, seed)
   eps = np.random.default_rng([seed, 1]).standard_normal((n, 1))
@@ -83,9 +61,9 @@ def cubic(seed: int = 0, n: int = 20, noise: float = 3.0, n_test: int = 1000) ->
 
   x from ``default_rng(seed)``, eps from ``default_rng([seed, 1])`` (as the tutorial's data).
   """
-  seed = _check_count("seed", seed, 0)
-  n, n_test = _check_count("n", n), _check_count("n_test", n_test)
-  noise = _check_noise(noise)
+  seed = checks.integer("seed", seed, 0)
+  n, n_test = checks.integer("n", n), checks.integer("n_test", n_test)
+  noise = checks.non_negative("noise", noise)
   x = np.random.default_rng(seed).uniform(*CUBIC_TRAIN_RANGE, (n, 1))
   eps = np.random.default_rng([seed, 1]).standard_normal((n, 1))
   x_test = np.linspace(*CUBIC_TEST_RANGE, n_test)[:, None]
@@ -95,9 +73,9 @@ def cubic(seed: int = 0, n: int = 20, noise: float = 3.0, n_test: int = 1000) ->
 
 def step_function(seed: int = 0, n: int = 100, noise: float = 0.1, n_test: int = 400) -> Regression:
   """The CVAE's data: x in [0, 1] by Latin hypercube, y = 1 (x <= 0.5) or 2.5 (x > 0.5), + noise eps."""
-  seed = _check_count("seed", seed, 0)
-  n, n_test = _check_count("n", n), _check_count("n_test", n_test)
-  noise = _check_noise(noise)
+  seed = checks.integer("seed", seed, 0)
+  n, n_test = checks.integer("n", n), checks.integer("n_test", n_test)
+  noise = checks.non_negative("noise", noise)
   f = lambda x: np.where(x <= 0.5, 1.0, 2.5)
   x = _latin_hypercube(n, seed)
   eps = np.random.default_rng([seed, 1]).standard_normal((n, 1))
@@ -107,16 +85,15 @@ def step_function(seed: int = 0, n: int = 100, noise: float = 0.1, n_test: int =
 
 def noisy_ring(seed: int = 0, n: int = 1000) -> np.ndarray:
   """The VAE's data [n, 2]: y = z / 10 + z / |z|, z ~ N(0, I_2), a noisy ring of radius about 1."""
-  seed, n = _check_count("seed", seed, 0), _check_count("n", n)
+  seed, n = checks.integer("seed", seed, 0), checks.integer("n", n)
   z = np.random.default_rng(seed).standard_normal((n, 2))
   return (z / 10.0 + z / np.linalg.norm(z, axis=1, keepdims=True)).astype(np.float32)
 
 
 def sine_series(n: int = 100, dt: float = 0.1) -> np.ndarray:
   """The recurrent networks' series [n, 1]: y_t = sin(pi t), t = 0, dt, ..., (n - 1) dt."""
-  n = _check_count("n", n)
-  if not _is_number(dt) or not 0 < dt < np.inf:
-    raise ValueError(f"dt must be a positive finite number, got {dt!r}")
+  n = checks.integer("n", n)
+  dt = checks.positive("dt", dt)
   t = np.arange(n) * dt
   return np.sin(np.pi * t)[:, None].astype(np.float32)
 
@@ -131,19 +108,19 @@ class Standardiser(NamedTuple):
   def fit(cls, v: np.ndarray) -> "Standardiser":
     v = np.asarray(v)
     if v.ndim != 2 or v.shape[0] < 2 or v.shape[1] < 1:
-      raise ValueError(f"v must have shape [N >= 2, P >= 1], got {v.shape}")
-    _check_finite_floats("v", v)
+      checks.fail("v", "have shape [N >= 2, P >= 1]", v.shape)
+    checks.finite_floats("v", v)
     std = v.std(axis=0, keepdims=True)
     if not np.all(std > 0):
-      raise ValueError(f"v must vary in every feature to be standardised, got std {std.ravel()}")
+      checks.fail("v", "vary in every feature to be standardised", f"std {std.ravel()}")
     return cls(v.mean(axis=0, keepdims=True), std)
 
   def _check_features(self, name: str, v) -> None:
     """v [..., P] (or a scalar): the features on the last axis, as fitted."""
     shape, P = np.shape(v), self.mean.shape[-1]
     if shape and shape[-1] != P:
-      raise ValueError(f"{name} must have the {P} fitted features on its last axis, [..., {P}], "
-                       f"got shape {shape}")
+      checks.fail(name, f"have the {P} fitted features on its last axis, [..., {P}]",
+                  f"shape {shape}")
 
   def transform(self, v):
     self._check_features("v", v)
@@ -166,25 +143,25 @@ def lag_windows(series: np.ndarray, lags: int) -> tuple[np.ndarray, np.ndarray]:
   """
   series = np.asarray(series)
   if series.ndim != 2 or 0 in series.shape:
-    raise ValueError(f"series must have shape [T >= 1, D >= 1], got {series.shape}")
-  _check_finite_floats("series", series)
-  lags = _check_count("lags", lags)
+    checks.fail("series", "have shape [T >= 1, D >= 1]", series.shape)
+  checks.finite_floats("series", series)
+  lags = checks.integer("lags", lags)
   T = series.shape[0]
   if lags >= T:
-    raise ValueError(f"lags must be shorter than the series (T = {T}), got {lags}")
+    checks.fail("lags", f"be shorter than the series (T = {T})", lags)
   idx = np.arange(T - lags)[:, None] + np.arange(lags)[None, :]  # [T - lags, lags]
   return series[idx], series[lags:]
 
 
-def chronological_split(series: np.ndarray, train_fraction: float = 2 / 3) -> tuple[np.ndarray, np.ndarray]:
+def chronological_split(series: np.ndarray,
+                        train_fraction: float = 2 / 3) -> tuple[np.ndarray, np.ndarray]:
   """The first int(train_fraction T) points for training, the rest for testing (66 / 34 of 100)."""
   series = np.asarray(series)
   if series.ndim < 1:
-    raise ValueError(f"series must be an array [T, ...], got shape {series.shape}")
-  if not _is_number(train_fraction) or not 0.0 < train_fraction < 1.0:
-    raise ValueError(f"train_fraction must be a number in (0, 1), got {train_fraction!r}")
+    checks.fail("series", "be an array [T, ...]", f"shape {series.shape}")
+  train_fraction = checks.fraction("train_fraction", train_fraction)
   n_train = int(train_fraction * series.shape[0])
   if n_train < 1 or n_train >= series.shape[0]:
-    raise ValueError(f"train_fraction {train_fraction} leaves an empty part of a series of "
-                     f"length {series.shape[0]}")
+    raise checks.ArgumentError("train_fraction", f"train_fraction {train_fraction} leaves an "
+                               f"empty part of a series of length {series.shape[0]}")
   return series[:n_train], series[n_train:]

@@ -24,6 +24,8 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from dljax import checks
+
 AXIS = "members"
 
 
@@ -41,19 +43,21 @@ def resolve_devices(devices: Sequence[jax.Device] | None, members: int, ensemble
       return None
     devices = jax.devices()
   if isinstance(devices, jax.Device) or not isinstance(devices, Sequence | np.ndarray):
-    raise TypeError(f"devices must be a sequence of jax.Device, got {type(devices).__name__}")
+    checks.fail("devices", "be a sequence of jax.Device", type(devices).__name__,
+                kind=checks.ArgumentTypeError)
   devices = list(devices)
   if not devices or not all(isinstance(d, jax.Device) for d in devices):
-    raise TypeError(f"devices must be a non-empty sequence of jax.Device, got {devices!r}")
+    checks.fail("devices", "be a non-empty sequence of jax.Device", repr(devices),
+                kind=checks.ArgumentTypeError)
   if len(set(devices)) != len(devices):
-    raise ValueError(f"devices must be distinct, got {devices!r}")
+    checks.fail("devices", "be distinct", repr(devices))
   n = len(devices)
   if members % n:
     if ensemble:
-      raise ValueError(f"{name}: an ensemble of K={members} members cannot be split evenly across "
+      raise checks.ArgumentError(name, f"{name}: an ensemble of K={members} members cannot be split evenly across "
                        f"{n} devices; K must be a multiple of the device count {n} (pass "
                        f"devices=[...] to use fewer devices)")
-    raise ValueError(f"{name}: a single seed trains one model (K=1), which cannot be split across "
+    raise checks.ArgumentError(name, f"{name}: a single seed trains one model (K=1), which cannot be split across "
                      f"{n} devices; give an ensemble whose size K is a multiple of the device "
                      f"count {n}, or devices=[one device]")
   return devices
@@ -72,14 +76,10 @@ def cpu_devices_for(members: int, cores: int | None = None) -> int:
 
   XLA's CPU backend runs the tiny per-member operations of one program largely on one core; as
   several devices (``jax.config.update("jax_num_cpu_devices", n)`` before any JAX operation),
-  each runs its own members' program beside the others. Measured on 2 cores, 64 members on 2
-  devices against 1: LSTM 88 vs 163 us per step, network 270 vs 529, CVAE 1,278 vs 2,831.
+  each runs its own members' program beside the others (measured: BUILD_NOTES.md).
   """
-  if isinstance(members, bool) or not isinstance(members, int | np.integer) or members < 1:
-    raise ValueError(f"members must be an integer >= 1, got {members!r}")
-  cores = usable_cores() if cores is None else cores
-  if isinstance(cores, bool) or not isinstance(cores, int | np.integer) or cores < 1:
-    raise ValueError(f"cores must be an integer >= 1, got {cores!r}")
+  members = checks.integer("members", members)
+  cores = checks.integer("cores", usable_cores() if cores is None else cores)
   return max(d for d in range(1, min(int(members), int(cores)) + 1) if members % d == 0)
 
 

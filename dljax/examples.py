@@ -1,17 +1,30 @@
 """The tutorial's five examples as plain functions: data, model, training and evaluation.
 
 Each ``prepare_*`` function takes the example's settings as keyword arguments (defaults: the
-tutorial's, from SETTINGS.md), makes the data, model, objective and optimizer and checks every
-argument (ValueError or TypeError naming it) before anything is trained or compiled. ``run``
-then trains with ``dljax.train.fit`` and evaluates, returning an ``Outcome`` whose predictions
-are in the data's original units; ``run_*`` does both. ``ensemble=K`` trains seeds seed, ..., seed+K-1
-as one vmapped program; the predictions then describe the ensemble, and each member's arrays
-are kept under a leading axis [K, ...] with a ``_members`` suffix. The experiments' launchers,
-the benchmarks and the quality tests all call these functions.
-"""
+tutorial's, see docs/settings.md), makes the data, model, objective and optimizer and checks
+every argument (``dljax.checks``' errors, naming it) before anything is trained or compiled.
+``run`` then trains with ``dljax.train.fit`` and evaluates, returning an ``Outcome`` whose
+predictions are in the data's original units; ``run_*`` does both. ``ensemble=K`` trains seeds
+seed, ..., seed+K-1 as one vmapped program; the predictions then describe the ensemble, and each
+member's arrays are kept under a leading axis [K, ...] with a ``_members`` suffix. The
+experiments' launchers, the benchmarks and the quality tests all call these functions.
 
+A ``prepare_*``'s arguments before ``*`` are also its launcher's flags (``python -m
+experiments.NAME``), with their names, defaults, annotated types and, as help, their lines under
+``Args:`` (below for those of every ``prepare_*``); the arguments after ``*`` are the library's.
+
+Args:
+  seed: seed of the data, the initialisation and the minibatches.
+  steps: optimizer steps.
+  batch_size: minibatch size, drawn without replacement.
+  learning_rate: Adam's (peak) learning rate.
+  ensemble: members trained as one vmapped program (seeds seed, seed+1, ...).
+  log_every: steps per compiled chunk, between progress lines.
+"""
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -20,8 +33,8 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
+from dljax import checks, forecast, metrics
 from dljax import data as D
-from dljax import forecast, metrics
 from dljax import models as M
 from dljax import objectives as O
 from dljax import train as T
@@ -70,10 +83,11 @@ def _prepare(name, model, objective, data, *, steps, batch_size, seed, log_every
                     evaluate, standardisers or {})
 
 
-def _seeds(seed: int, ensemble: int) -> int | list[int]:
-  """The seeds of an ensemble's members (checked first: they also seed the data)."""
-  seed = T._check_int("seed", seed, 0)
-  return seed if ensemble == 1 else list(range(seed, seed + ensemble))
+def _seeds(seed: int, ensemble: int) -> tuple[int, int | list[int]]:
+  """(ensemble, the members' seeds for fit), checked first: the seed also seeds the data."""
+  ensemble = checks.integer("ensemble", ensemble)
+  seed = checks.integer("seed", seed, 0)
+  return ensemble, seed if ensemble == 1 else list(range(seed, seed + ensemble))
 
 
 def _members(fn, params, ensemble: int):
@@ -86,21 +100,17 @@ def eval_key(seed: int) -> jax.Array:
   return jax.random.fold_in(jax.random.PRNGKey(seed), 0x5EED)
 
 
-def _check_ensemble(ensemble: Any) -> int:
-  return T._check_int("ensemble", ensemble, 1)
-
-
 def _check_range(name: str, value: Any, interval: tuple[float, float] = (0.0, 1.0)
                  ) -> tuple[float, float]:
   """(low, high), finite, low < high, overlapping ``interval`` (the training inputs' interval)."""
   try:
     lo, hi = (float(v) for v in value)
   except (TypeError, ValueError):
-    raise ValueError(f"{name} must be two numbers (low, high), got {value!r}") from None
+    checks.fail(name, "be two numbers (low, high)", repr(value))
   a, b = interval
   if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi and lo <= b and hi >= a):
-    raise ValueError(f"{name} must be finite with low < high, overlapping the training inputs' "
-                     f"[{a:g}, {b:g}], got {value!r}")
+    checks.fail(name, f"be finite with low < high, overlapping the training inputs' [{a:g}, "
+                f"{b:g}]", repr(value))
   return lo, hi
 
 
@@ -131,11 +141,8 @@ class MLPDataset(NamedTuple):
   adversarial_epsilon: float  # default FGSM eps, a fraction of the standardised inputs' range
 
 
-# The cubic toy's relu ensemble at the paper's eps = 0.01 fits its per-x noise to the 20 points
-# (members' sigma down to 0.1-0.8 where the truth is 3): fresh draws fall in its 50/90/95%
-# intervals 25/52/58% of the time (seeds 0-4, 10,000 steps; 4,000 steps: 27/57/64%). eps = 0.05
-# keeps them near the nominal levels (50/80/84% at 4,000 steps, 49/78/82% at 10,000; seeds 5-9
-# at 4,000: 57/88/92%).
+# cubic's eps is 0.05, not the paper's 0.01, which leaves its relu ensemble overconfident (its
+# 90% intervals hold about half of fresh draws): BUILD_NOTES.md, Decisions.
 MLP_DATASETS = {
     "wiggle": MLPDataset(D.sine_wiggle, D.wiggle, (0.0, 1.0), 100, 0.1, (0.0, 1.0), "tanh", 0.01),
     "cubic": MLPDataset(D.cubic, D.cube, D.CUBIC_TRAIN_RANGE, 20, 3.0, D.CUBIC_TEST_RANGE,
@@ -143,69 +150,65 @@ MLP_DATASETS = {
 }
 
 
-def _check_dataset(dataset: Any) -> MLPDataset:
-  if not isinstance(dataset, str) or dataset not in MLP_DATASETS:
-    raise ValueError(f"dataset must be one of {', '.join(map(repr, MLP_DATASETS))}, "
-                     f"got {dataset!r}")
-  return MLP_DATASETS[dataset]
-
-
-def _check_epsilon(name: str, value: Any) -> float:
-  if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < np.inf:
-    raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-  return float(value)
-
-
 def prepare_mlp(seed: int = 0, steps: int = 10_000, batch_size: int = 10,
-                learning_rate: float = 1e-3, hidden: Any = (50, 50), n_train: int | None = None,
-                noise: float | None = None, ensemble: int = 1, log_every: int = 1000,
-                x_range: tuple[float, float] | None = None, dataset: str = "wiggle",
-                heteroscedastic: bool = False, adversarial: bool = False,
+                learning_rate: float = 1e-3, hidden: tuple[int, ...] = (50, 50),
+                n_train: int | None = None, noise: float | None = None, ensemble: int = 1,
+                log_every: int = 1000, x_range: tuple[float, float] | None = None,
+                dataset: str = "wiggle", heteroscedastic: bool = False, adversarial: bool = False,
                 adversarial_epsilon: float | None = None,
                 activation: str | None = None) -> Experiment:
   """The neural network: 1-50-50-1 tanh, Gaussian NLL with a learned sigma, on x sin(4 pi x).
 
-  ``dataset``: "wiggle" (the tutorial's: 100 points on [0, 1], noise 0.1) or "cubic" (the Deep
-  Ensembles toy: y = x^3 + 3 eps, 20 points x ~ U[-4, 4], test grid on [-6, 6]); ``n_train``,
-  ``noise`` and ``x_range`` default (None) to the data set's. ``x_range`` is the interval of the
-  1000 test inputs, e.g. (-0.25, 1.25) to see the predictive widen away from the data; it must
-  overlap the training inputs' interval, and the RMSE is taken over the test inputs inside it.
-  ``heteroscedastic``: a per-x noise head log sigma(x) instead of one learned sigma.
-  ``adversarial``: FGSM training (``objectives.adversarial``) with epsilon =
-  ``adversarial_epsilon`` times the range of the standardised training inputs (the units the
-  model sees; the same fraction of the range in original units); None (the default) is the data
-  set's: 0.01 for wiggle, 0.05 for cubic (the paper's 0.01 leaves the relu ensemble
-  overconfident, see MLP_DATASETS).
-  ``activation``: the hidden units, "tanh" or "relu" (``models.MLP_ACTIVATIONS``); None (the
-  default) is the data set's: tanh for wiggle (the tutorial's network), relu for cubic (the Deep
-  Ensembles paper's; tanh units extrapolate flat, so the members agree off the data).
+  Args:
+    hidden: hidden layer sizes.
+    n_train: training points; None: the data set's (100 for wiggle, 20 for cubic).
+    noise: standard deviation of the data's noise; None: the data set's (0.1 wiggle, 3 cubic).
+    x_range: interval (low, high) of the 1000 test inputs and the figure, overlapping the
+      training inputs' (the RMSE is over the test inputs inside those); None: the data set's (0,1
+      for wiggle, -6,6 for cubic); e.g. -0.25,1.25 to see the predictive widen beyond the data.
+    dataset: wiggle (the tutorial's x sin(4 pi x) + 0.1 eps, 100 points on [0, 1]) or cubic (the
+      Deep Ensembles toy x^3 + 3 eps, 20 points x ~ U[-4, 4], plotted on [-6, 6]).
+    heteroscedastic: a per-x noise head log sigma(x) instead of one learned sigma.
+    adversarial: fast-gradient-sign training, loss(x) + loss(x + eps sign(grad_x)).
+    adversarial_epsilon: eps of adversarial as a fraction of the standardised training inputs'
+      range; None: the data set's (0.01 for wiggle, 0.05 for cubic).
+    activation: hidden units, tanh or relu; None: the data set's (tanh wiggle, relu cubic).
   """
-  ds = _check_dataset(dataset)
-  ensemble = _check_ensemble(ensemble)
-  n_train = ds.n_train if n_train is None else n_train
+  ds = MLP_DATASETS[checks.choice("dataset", dataset, tuple(MLP_DATASETS))]
+  ensemble, seeds = _seeds(seed, ensemble)
   noise = ds.noise if noise is None else noise
-  seeds, n_train = _seeds(seed, ensemble), T._check_int("n_train", n_train, 2)
+  n_train = checks.integer("n_train", ds.n_train if n_train is None else n_train, 2)
   lo, hi = _check_range("x_range", ds.x_range if x_range is None else x_range, ds.interval)
-  adversarial_epsilon = _check_epsilon("adversarial_epsilon", ds.adversarial_epsilon
-                                       if adversarial_epsilon is None else adversarial_epsilon)
+  epsilon = checks.non_negative("adversarial_epsilon", ds.adversarial_epsilon
+                                if adversarial_epsilon is None else adversarial_epsilon)
   activation = ds.activation if activation is None else activation
   model = M.mlp(1, hidden, 1, heteroscedastic=bool(heteroscedastic), activation=activation)
   optimizer = T.adam(learning_rate)
   d = ds.make(seed, n=n_train, noise=noise)
   x_test = np.linspace(lo, hi, d.x_test.shape[0], dtype=np.float32)[:, None]
   d = d._replace(x_test=x_test, y_test=ds.f(x_test))
-  inside = (x_test[:, 0] >= ds.interval[0]) & (x_test[:, 0] <= ds.interval[1])
   sx, sy = D.Standardiser.fit(d.x), D.Standardiser.fit(d.y)
   objective = O.gaussian_nll(model)
   if adversarial:
     x_seen = sx.transform(d.x)
-    objective = O.adversarial(objective, adversarial_epsilon * float(x_seen.max() - x_seen.min()))
-
+    objective = O.adversarial(objective, epsilon * float(x_seen.max() - x_seen.min()))
   # Fresh draws of the data process (x ~ U[interval], independent of the training draws), on
   # which the predictive is scored as a mixture of the members' Gaussians.
   fresh = np.random.default_rng([seed, FRESH_DATA_SEED_OFFSET])
   x_fresh = fresh.uniform(*ds.interval, (N_SAMPLES, 1)).astype(np.float32)
   y_fresh = ds.f(x_fresh) + noise * fresh.standard_normal((N_SAMPLES, 1))
+  evaluate = _mlp_evaluate(model, ensemble, d, sx, sy, (x_fresh, y_fresh), ds.interval)
+  return _prepare("mlp", model, objective,
+                  {"x": sx.transform(d.x), "y": sy.transform(d.y)}, steps=steps,
+                  batch_size=batch_size, seed=seeds, log_every=log_every,
+                  optimizer=optimizer, evaluate=evaluate, standardisers={"x": sx, "y": sy})
+
+
+def _mlp_evaluate(model, ensemble: int, d: D.Regression, sx: D.Standardiser, sy: D.Standardiser,
+                  fresh_xy: tuple[np.ndarray, np.ndarray], interval: tuple[float, float]):
+  """The network's evaluation: predictive on the test grid, scores on the fresh draws."""
+  x_fresh, y_fresh = fresh_xy
+  inside = (d.x_test[:, 0] >= interval[0]) & (d.x_test[:, 0] <= interval[1])
 
   def evaluate(params):
     x_all = jnp.asarray(sx.transform(np.concatenate([d.x_test, x_fresh])))
@@ -232,29 +235,33 @@ def prepare_mlp(seed: int = 0, steps: int = 10_000, batch_size: int = 10,
                   "sigma": float(np.mean(sigma_inside)),  # over the training inputs' interval
                   **scores}
 
-  return _prepare("mlp", model, objective,
-                  {"x": sx.transform(d.x), "y": sy.transform(d.y)}, steps=steps,
-                  batch_size=batch_size, seed=seeds, log_every=log_every,
-                  optimizer=optimizer, evaluate=evaluate, standardisers={"x": sx, "y": sy})
+  return evaluate
+
+
+LAGS = {"rnn": 5, "lstm": 10}  # the tutorial's window length of each recurrent example
 
 
 def prepare_recurrent(cell: str = "rnn", seed: int = 0, steps: int = 10_000, batch_size: int = 1,
                       learning_rate: float = 3e-3, decay: bool = True, lags: int | None = None,
-                      hidden: int = 4, n_points: int = 100, train_fraction: float = 2 / 3,
-                      ensemble: int = 1, log_every: int = 1000) -> Experiment:
+                      hidden: int = 4, ensemble: int = 1, log_every: int = 1000, *,
+                      n_points: int = 100, train_fraction: float = 2 / 3) -> Experiment:
   """The recurrent examples: an RNN (5 lags) or an LSTM (10 lags), hidden size 4, on sin(pi t).
 
-  Trained on the windows of the first two thirds of the series by MSE; then a closed-loop
-  forecast from the first window across the whole series (100 - lags predictions). With
-  ``decay`` the learning rate follows a cosine to 0 over the steps (see BUILD_NOTES.md).
+  Trained on the windows of the first ``train_fraction`` of the series of ``n_points`` by MSE;
+  then a closed-loop forecast from the first window across the whole series (n_points - lags
+  predictions).
+
+  Args:
+    cell: rnn or lstm.
+    decay: cosine decay of the learning rate to 0 over the steps (BUILD_NOTES.md, Decisions).
+    lags: lagged values in each input window; None: the cell's (LAGS: 5 for rnn, 10 for lstm).
+    hidden: hidden size.
   """
-  if cell not in ("rnn", "lstm"):
-    raise ValueError(f"cell must be 'rnn' or 'lstm', got {cell!r}")
-  ensemble = _check_ensemble(ensemble)
-  seeds = _seeds(seed, ensemble)
-  lags = (5 if cell == "rnn" else 10) if lags is None else lags
+  cell = checks.choice("cell", cell, tuple(LAGS))
+  ensemble, seeds = _seeds(seed, ensemble)
+  lags = LAGS[cell] if lags is None else lags
   model = (M.rnn if cell == "rnn" else M.lstm)(1, hidden, 1)
-  steps = T._check_int("steps", steps, 1)  # before it sets the decay's length
+  steps = checks.integer("steps", steps)  # before it sets the decay's length
   optimizer = T.adam(learning_rate, steps if decay else None)
   series = D.sine_series(n_points)
   train_part, _ = D.chronological_split(series, train_fraction)
@@ -269,7 +276,8 @@ def prepare_recurrent(cell: str = "rnn", seed: int = 0, steps: int = 10_000, bat
             "n_train_windows": np.asarray(X.shape[0])}
     if ensemble > 1:
       pred["forecast_members"] = fc
-    return pred, {"rmse_held_out": metrics.rmse(pred["forecast"][n_train - lags:], series[n_train:]),
+    held_out = metrics.rmse(pred["forecast"][n_train - lags:], series[n_train:])
+    return pred, {"rmse_held_out": held_out,
                   "rmse_all": metrics.rmse(pred["forecast"], series[lags:])}
 
   return _prepare(cell, model, O.mse(model), {"x": X, "y": Y}, steps=steps,
@@ -277,12 +285,8 @@ def prepare_recurrent(cell: str = "rnn", seed: int = 0, steps: int = 10_000, bat
                   optimizer=optimizer, evaluate=evaluate)
 
 
-def prepare_rnn(**kwargs) -> Experiment:
-  return prepare_recurrent("rnn", **kwargs)
-
-
-def prepare_lstm(**kwargs) -> Experiment:
-  return prepare_recurrent("lstm", **kwargs)
+prepare_rnn = functools.partial(prepare_recurrent, "rnn")
+prepare_lstm = functools.partial(prepare_recurrent, "lstm")
 
 
 def _pool(key: jax.Array, members: np.ndarray, n: int) -> np.ndarray:
@@ -296,9 +300,9 @@ IWAE_KS = (1, 10, 100, 1000)  # the IWAE bound's sample counts reported by the V
 
 
 def _check_ks(ks: Any) -> tuple[int, ...]:
-  if isinstance(ks, (str, bytes)) or not hasattr(ks, "__iter__"):
-    raise ValueError(f"iwae_ks must be a sequence of integers >= 1, got {ks!r}")
-  return tuple(T._check_int(f"iwae_ks[{i}]", k, 1) for i, k in enumerate(ks))
+  if isinstance(ks, (str, bytes)):
+    checks.fail("iwae_ks", "be a sequence of integers >= 1", repr(ks))
+  return checks.sizes("iwae_ks", ks)
 
 
 def _bound_scores(model, params, ensemble: int, seed: int, ks: tuple[int, ...], y, x=None):
@@ -321,14 +325,22 @@ def _bound_scores(model, params, ensemble: int, seed: int, ks: tuple[int, ...], 
 
 
 def prepare_vae(seed: int = 0, steps: int = 5000, batch_size: int = 200,
-                learning_rate: float = 1e-3, latent: int = 2, encoder: Any = (100, 50),
-                decoder: Any = (50, 100), n_train: int = 1000, beta: float = 1.0,
-                ensemble: int = 1, log_every: int = 1000,
-                iwae_ks: Any = IWAE_KS) -> Experiment:
+                learning_rate: float = 1e-3, latent: int = 2,
+                encoder: tuple[int, ...] = (100, 50), decoder: tuple[int, ...] = (50, 100),
+                n_train: int = 1000, beta: float = 1.0, ensemble: int = 1, log_every: int = 1000,
+                *, iwae_ks: tuple[int, ...] = IWAE_KS) -> Experiment:
   """The VAE on a noisy ring; scored by the energy distance of 1000 decoder means to fresh data,
-  and by the held-out ELBO and IWAE bounds with ``iwae_ks`` samples (none: skipped)."""
-  ensemble, iwae_ks = _check_ensemble(ensemble), _check_ks(iwae_ks)
-  seeds, n_train = _seeds(seed, ensemble), T._check_int("n_train", n_train, 2)
+  and by the held-out ELBO and IWAE bounds with ``iwae_ks`` samples (none: skipped).
+
+  Args:
+    latent: latent dimension.
+    encoder: encoder hidden sizes.
+    decoder: decoder hidden sizes.
+    n_train: training points.
+    beta: weight of the KL term (1: the ELBO).
+  """
+  ensemble, seeds = _seeds(seed, ensemble)
+  iwae_ks, n_train = _check_ks(iwae_ks), checks.integer("n_train", n_train, 2)
   model = M.vae(2, latent, encoder, decoder)
   objective, optimizer = O.neg_elbo(model, beta), T.adam(learning_rate)
   y = D.noisy_ring(seed, n_train)
@@ -353,15 +365,24 @@ def prepare_vae(seed: int = 0, steps: int = 5000, batch_size: int = 200,
 
 
 def prepare_cvae(seed: int = 0, steps: int = 5000, batch_size: int = 5,
-                 learning_rate: float = 1e-3, latent: int = 2, hidden: Any = (50, 50),
+                 learning_rate: float = 1e-3, latent: int = 2, hidden: tuple[int, ...] = (50, 50),
                  variant: str = "tutorial", n_train: int = 100, noise: float = 0.1,
-                 beta: float = 1.0, ensemble: int = 1, log_every: int = 1000,
-                 iwae_ks: Any = IWAE_KS) -> Experiment:
+                 beta: float = 1.0, ensemble: int = 1, log_every: int = 1000, *,
+                 iwae_ks: tuple[int, ...] = IWAE_KS) -> Experiment:
   """The CVAE on a noisy step; 100 curves, each with one noise draw shared by every x; the
-  held-out ELBO and IWAE bounds of log p(y | x) with ``iwae_ks`` samples (none: skipped)."""
-  ensemble, iwae_ks = _check_ensemble(ensemble), _check_ks(iwae_ks)
-  seeds, n_train = _seeds(seed, ensemble), T._check_int("n_train", n_train, 2)
-  hidden = M._check_sizes("hidden", hidden)  # one size list for the three networks
+  held-out ELBO and IWAE bounds of log p(y | x) with ``iwae_ks`` samples (none: skipped).
+
+  Args:
+    latent: latent dimension.
+    hidden: hidden sizes of the prior, the encoder and the decoder.
+    variant: tutorial (q(z|y), p(y|z)) or standard (q(z|x,y), p(y|x,z), Sohn et al. 2015).
+    n_train: training points (Latin hypercube on [0, 1]).
+    noise: standard deviation of the data's noise.
+    beta: weight of the KL term (1: the ELBO).
+  """
+  ensemble, seeds = _seeds(seed, ensemble)
+  iwae_ks, n_train = _check_ks(iwae_ks), checks.integer("n_train", n_train, 2)
+  hidden = checks.sizes("hidden", hidden)  # one size list for the three networks
   model = M.cvae(1, 1, latent, hidden, hidden, hidden, variant)
   objective, optimizer = O.neg_elbo(model, beta), T.adam(learning_rate)
   d = D.step_function(seed, n=n_train, noise=noise)
@@ -370,7 +391,7 @@ def prepare_cvae(seed: int = 0, steps: int = 5000, batch_size: int = 5,
   def evaluate(params):
     x_test = jnp.asarray(sx.transform(d.x_test))
     k_sample, k_pool = jax.random.split(eval_key(seed))
-    draw = lambda p: model.sample(p, k_sample, x_test, N_CURVES, shared_noise=True)
+    draw = lambda p: model.sample(p, k_sample, N_CURVES, x_test, shared_noise=True)
     curves = sy.inverse(np.asarray(_members(draw, params, ensemble)))  # [(K,) 100, 400, 1]
     pred = {"x_test": d.x_test, "y_true": d.y_test,
             "sample_means": curves if ensemble == 1 else _pool(k_pool, curves, N_CURVES),
@@ -396,6 +417,12 @@ PREPARERS = {"mlp": prepare_mlp, "rnn": prepare_rnn, "lstm": prepare_lstm, "vae"
              "cvae": prepare_cvae}
 
 
+def defaults(name: str) -> dict[str, Any]:
+  """The default arguments of ``PREPARERS[name]``: the tutorial's settings of that example."""
+  parameters = inspect.signature(PREPARERS[name]).parameters.values()
+  return {p.name: p.default for p in parameters if p.default is not p.empty}
+
+
 def run_mlp(**kwargs) -> Outcome:
   return run(prepare_mlp(**kwargs))
 
@@ -404,12 +431,8 @@ def run_recurrent(cell: str = "rnn", **kwargs) -> Outcome:
   return run(prepare_recurrent(cell, **kwargs))
 
 
-def run_rnn(**kwargs) -> Outcome:
-  return run(prepare_rnn(**kwargs))
-
-
-def run_lstm(**kwargs) -> Outcome:
-  return run(prepare_lstm(**kwargs))
+run_rnn = functools.partial(run_recurrent, "rnn")
+run_lstm = functools.partial(run_recurrent, "lstm")
 
 
 def run_vae(**kwargs) -> Outcome:

@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dljax import checks
+
 Array = jax.Array
 
 
@@ -29,30 +31,24 @@ def closed_loop(model: Any, params: Any, window: Array, horizon: int) -> Array:
   The arguments are checked here, before anything is traced or compiled; the values of
   ``window`` too, unless it is a tracer (``closed_loop`` called inside a transformation).
   """
-  if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
-    raise ValueError(f"horizon must be an integer >= 1, got {horizon!r}")
+  horizon = checks.integer("horizon", horizon)
   if not callable(getattr(model, "apply", None)):
-    raise TypeError(f"model must have an apply(params, window) method, got {type(model).__name__}")
+    checks.fail("model", "have an apply(params, window) method", type(model).__name__,
+                kind=checks.ArgumentTypeError)
   shape = jnp.shape(window)
   if len(shape) != 3:
-    raise ValueError(f"window must have shape [batch, lags, dim], got {shape}")
+    checks.fail("window", "have shape [batch, lags, dim]", shape)
   if 0 in shape:
-    raise ValueError(f"window must be non-empty, [batch >= 1, lags >= 1, dim >= 1], got {shape}")
-  dtype = jnp.result_type(window)
-  if not jnp.issubdtype(dtype, jnp.floating):
-    raise TypeError(f"window must be a floating array, got dtype {dtype}")
+    checks.fail("window", "be non-empty, [batch >= 1, lags >= 1, dim >= 1]", shape)
+  checks.floating("window", window)
   if getattr(model, "in_dim", shape[2]) != shape[2]:
-    raise ValueError(f"window must have the model's in_dim ({model.in_dim}) as its dim, got "
-                     f"shape {shape}")
+    checks.fail("window", f"have the model's in_dim ({model.in_dim}) as its dim", f"shape {shape}")
   if getattr(model, "out_dim", shape[2]) != shape[2]:
-    raise ValueError(f"the model's out_dim ({model.out_dim}) must equal the window's dim "
-                     f"({shape[2]}) to feed predictions back")
+    checks.fail("model", f"have an out_dim equal to the window's dim ({shape[2]}) to feed "
+                "predictions back", f"out_dim {model.out_dim}")
   if not isinstance(window, jax.core.Tracer):
-    values = np.asarray(window)
-    n_bad = values.size - np.count_nonzero(np.isfinite(values))
-    if n_bad:
-      raise ValueError(f"window must be finite, got {n_bad} NaN or inf values")
-  return _closed_loop(model, params, window, int(horizon))
+    checks.finite("window", np.asarray(window))
+  return _closed_loop(model, params, window, horizon)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "horizon"))

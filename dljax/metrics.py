@@ -11,30 +11,18 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import special, stats
 
+from dljax import checks
 from dljax import models as M
 from dljax import objectives as O
 
 
-def _check_real(name: str, a) -> np.ndarray:
-  """``a`` as float64, checked to be a non-empty array of finite integers or floats."""
-  a = np.asarray(a)
-  if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
-    raise TypeError(f"{name} must be an array of real numbers, got dtype {a.dtype}")
-  if a.size == 0:
-    raise ValueError(f"{name} must be non-empty, got shape {a.shape}")
-  a = a.astype(np.float64, copy=False)
-  n_bad = a.size - np.count_nonzero(np.isfinite(a))
-  if n_bad:
-    raise ValueError(f"{name} must be finite, got {n_bad} NaN or inf values")
-  return a
-
-
 def rmse(prediction: np.ndarray, target: np.ndarray) -> float:
   """sqrt(mean((prediction - target)^2)) over every element."""
-  prediction, target = _check_real("prediction", prediction), _check_real("target", target)
+  prediction = checks.real_array("prediction", prediction)
+  target = checks.real_array("target", target)
   if prediction.shape != target.shape:
-    raise ValueError(f"prediction and target must have the same shape, got {prediction.shape} "
-                     f"and {target.shape}")
+    checks.fail("prediction and target", "have the same shape",
+                f"{prediction.shape} and {target.shape}")
   return float(np.sqrt(np.mean(np.square(prediction - target))))
 
 
@@ -54,9 +42,9 @@ def energy_distance(x: np.ndarray, y: np.ndarray) -> float:
   zero self-distances included). In one dimension this is the square of
   ``scipy.stats.energy_distance``.
   """
-  x, y = _check_real("x", x), _check_real("y", y)
+  x, y = checks.real_array("x", x), checks.real_array("y", y)
   if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1] or not len(x) or not len(y):
-    raise ValueError(f"x and y must be non-empty [n, d] and [m, d], got {x.shape} and {y.shape}")
+    checks.fail("x and y", "be non-empty [n, d] and [m, d]", f"{x.shape} and {y.shape}")
   return float(2.0 * _mean_distance(x, y) - _mean_distance(x, x) - _mean_distance(y, y))
 
 
@@ -68,29 +56,28 @@ def energy_distance(x: np.ndarray, y: np.ndarray) -> float:
 
 def _check_members(mu, sigma, positive: bool = True) -> tuple[np.ndarray, np.ndarray]:
   """mu and sigma [K, ...]: same shape, members on axis 0, finite, sigma > 0 (or >= 0)."""
-  mu, sigma = _check_real("mu", mu), _check_real("sigma", sigma)
+  mu, sigma = checks.real_array("mu", mu), checks.real_array("sigma", sigma)
   if mu.shape != sigma.shape:
-    raise ValueError(f"mu and sigma must have the same shape, got {mu.shape} and {sigma.shape}")
+    checks.fail("mu and sigma", "have the same shape", f"{mu.shape} and {sigma.shape}")
   if mu.ndim < 1:
-    raise ValueError(f"mu and sigma must have the members on axis 0, [K, ...], got shape "
-                     f"{mu.shape}")
+    checks.fail("mu and sigma", "have the members on axis 0, [K, ...]", f"shape {mu.shape}")
   if not np.all(sigma > 0 if positive else sigma >= 0):
-    raise ValueError(f"sigma must be {'positive' if positive else 'non-negative'} everywhere, "
-                     f"got minimum {float(sigma.min())}")
+    checks.fail("sigma", f"be {'positive' if positive else 'non-negative'} everywhere",
+                f"minimum {float(sigma.min())}")
   return mu, sigma
 
 
 def _check_predictive(y, mu, sigma):
   mu, sigma = _check_members(mu, sigma)
-  y = _check_real("y", y)
+  y = checks.real_array("y", y)
   member = mu.shape[1:]
   try:  # y may broadcast to one member's shape, never beyond it (a [N] y against [K, N, 1]
     fits = np.broadcast_shapes(y.shape, member) == member  # members would score an [N, N] grid)
   except ValueError:
     fits = False
   if not fits:
-    raise ValueError(f"y must broadcast to one member's shape {member} (mu and sigma are "
-                     f"[K, ...] = {mu.shape}), got shape {y.shape}")
+    checks.fail("y", f"broadcast to one member's shape {member} (mu and sigma are [K, ...] = "
+                f"{mu.shape})", f"shape {y.shape}")
   return y, mu, sigma
 
 
@@ -137,11 +124,8 @@ def mixture_crps(y: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> np.ndarray
 
 def mixture_quantile(q: float, mu: np.ndarray, sigma: np.ndarray, iters: int = 100) -> np.ndarray:
   """The q-quantile of the equal-weight Gaussian mixture, elementwise, by bisection on its CDF."""
-  if (isinstance(q, bool) or not isinstance(q, (int, float, np.integer, np.floating))
-      or not 0.0 < q < 1.0):
-    raise ValueError(f"q must be a number in (0, 1), got {q!r}")
-  if isinstance(iters, bool) or not isinstance(iters, (int, np.integer)) or iters < 1:
-    raise ValueError(f"iters must be an integer >= 1, got {iters!r}")
+  checks.fraction("q", q)
+  checks.integer("iters", iters)
   mu, sigma = _check_members(mu, sigma)
   lo = (mu - 10 * sigma).min(0)
   hi = (mu + 10 * sigma).max(0)
@@ -157,11 +141,10 @@ def coverage(y: np.ndarray, mu: np.ndarray, sigma: np.ndarray,
   """Fraction of y inside the mixture's central interval at each level (members on axis 0)."""
   y, mu, sigma = _check_predictive(y, mu, sigma)
   if isinstance(levels, (str, bytes)) or not isinstance(levels, (tuple, list, np.ndarray)):
-    raise TypeError(f"levels must be a sequence of numbers in (0, 1), got {levels!r}")
+    checks.fail("levels", "be a sequence of numbers in (0, 1)", repr(levels),
+                kind=checks.ArgumentTypeError)
   for i, level in enumerate(levels):
-    if (isinstance(level, bool) or not isinstance(level, (int, float, np.integer, np.floating))
-        or not 0.0 < level < 1.0):
-      raise ValueError(f"levels[{i}] must be a number in (0, 1), got {level!r}")
+    checks.fraction(f"levels[{i}]", level)
   out = {}
   for level in levels:
     lo = mixture_quantile(0.5 - level / 2, mu, sigma)
@@ -174,62 +157,43 @@ def coverage(y: np.ndarray, mu: np.ndarray, sigma: np.ndarray,
 # Log-likelihood bounds of the VAE and the CVAE on held-out data, in JAX: the ELBO and the
 # importance-weighted bound (IWAE; Burda, Grosse and Salakhutdinov, 2016), per data point, in the
 # units of the data the model sees (standardised, in the examples). For the CVAE every quantity
-# is conditional on x: log p(y | x), with the conditional prior p(z | x) = N(mu_0(x), Sigma_0(x))
-# and the distributions of objectives.CVAENegELBO (variant "tutorial": q(z | y), p(y | z);
-# "standard": q(z | x, y), p(y | x, z)).
+# is conditional on x: log p(y | x), with the prior p(z | x) and the distributions of its
+# variant, as in objectives.NegELBO.
 
 _LOG_2PI = math.log(2.0 * math.pi)
 # Default chunk: about this many (sample, data point) pairs decoded at once, which bounds the
-# memory. Measured on the shared 2-core CPU, tutorial VAE, K = 1000 x 1000 points (noisy):
-# chunks of 10-25 samples ran fastest (their activations stay in cache), 100-200 about 1.3x slower.
+# memory; 10-25 samples of 1000 points ran fastest on CPU (BUILD_NOTES.md, Decisions).
 IWAE_CHUNK_ELEMENTS = 20_000
 
 
-def _check_latent_model(model, y, x) -> None:
-  if isinstance(model, M.VAE):
-    if x is not None:
-      raise ValueError("x must be None for a VAE (it has no conditions)")
-  elif isinstance(model, M.CVAE):
-    if x is None:
-      raise ValueError("a CVAE needs the conditions x [N, x_dim]")
-    if jnp.ndim(x) != 2 or jnp.ndim(y) != 2 or jnp.shape(x)[0] != jnp.shape(y)[0]:
-      raise ValueError(f"x and y must be [N, x_dim] and [N, y_dim], got {jnp.shape(x)} and "
-                       f"{jnp.shape(y)}")
-  else:
-    raise TypeError(f"needs a VAE or a CVAE, got {type(model).__name__}")
-
-
-def _check_positive_int(name: str, value) -> int:
-  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-    raise ValueError(f"{name} must be a positive integer, got {value!r}")
-  return int(value)
+def _check_model_and_data(model, y, x) -> None:
+  if not isinstance(model, (M.VAE, M.CVAE)):
+    checks.fail("model", "be a VAE or a CVAE", type(model).__name__, kind=checks.ArgumentTypeError)
+  model.check_data(y, x)
 
 
 @functools.partial(jax.jit, static_argnames=("model",))
 def _elbo_program(model, params, key, y, x):
   """ELBO_n = log p(y_n | z_n) - KL[q || prior], one reparameterised z_n (as the objective)."""
-  if isinstance(model, M.CVAE):
-    out = model.apply(params, x, y, key)
-    kl = O.kl_diag_gaussians(out["mu_1"], out["log_Sigma_1"], out["mu_0"], out["log_Sigma_0"])
-  else:
-    out = model.apply(params, y, key)
-    kl = O.kl_standard_normal(out["mu_1"], out["log_Sigma_1"])
-  return jnp.sum(O.gaussian_log_pdf(y, out["mu_2"], out["log_Sigma_2"]), axis=-1) - kl
+  log_lik, kl = O.elbo_terms(model, model._apply(params, y, key, x), y)
+  return log_lik - kl
 
 
-# XLA's backend optimisation level 1 instead of the default: measured on the 2-core CPU for the
-# tutorial VAE's K = 1000 x 1000 points, it compiles in 0.7-0.9 s instead of 1.1-1.4 s (mostly
-# the random-number hashing) and runs as fast (0.32-0.38 s either way).
+def _tile(x, chunk):
+  """x [N, P] repeated chunk times, [chunk N, P]; None (the VAE's conditions) stays None."""
+  if x is None:
+    return None
+  return jnp.broadcast_to(x[None], (chunk, *x.shape)).reshape(chunk * x.shape[0], x.shape[1])
+
+
+# XLA's backend optimisation level 1: it compiles faster than the default and runs as fast
+# (BUILD_NOTES.md, Decisions).
 @functools.partial(jax.jit, static_argnames=("model", "ks", "chunk"),
                    compiler_options={"xla_backend_optimization_level": 1})
 def _bounds_program(model, params, key, y, x, ks, chunk):
   """[1 + len(ks), N]: the ELBO from sample 0 (row 0), then log (1/K) sum_{i<K} w_i per K."""
-  if isinstance(model, M.CVAE):
-    mu_1, log_Sigma_1 = model.encode(params, x, y)
-    mu_0, log_Sigma_0 = model.prior(params, x)
-  else:
-    mu_1, log_Sigma_1 = model.encode(params, y)
-    mu_0 = log_Sigma_0 = jnp.zeros_like(mu_1)  # p(z) = N(0, I)
+  mu_1, log_Sigma_1 = model._encode(params, y, x)
+  mu_0, log_Sigma_0 = model._prior(params, x)  # the VAE's: zeros [1, L], p(z) = N(0, I)
   (N, L), dtype = mu_1.shape, mu_1.dtype
   sd_1 = jnp.exp(0.5 * log_Sigma_1)
 
@@ -240,12 +204,7 @@ def _bounds_program(model, params, key, y, x, ks, chunk):
     # log q(z | .) from eps: -(log 2 pi + log Sigma_1 + eps^2) / 2, no (z - mu_1)^2 cancellation.
     log_q = -0.5 * jnp.sum(_LOG_2PI + log_Sigma_1[None] + jnp.square(eps), axis=-1)
     log_prior = jnp.sum(O.gaussian_log_pdf(z, mu_0[None], log_Sigma_0[None]), axis=-1)
-    z_flat = z.reshape(chunk * N, L)
-    if isinstance(model, M.CVAE):
-      x_flat = jnp.broadcast_to(x[None], (chunk, *x.shape)).reshape(chunk * N, x.shape[1])
-      mu_2, log_Sigma_2 = model.decode(params, x_flat, z_flat)
-    else:
-      mu_2, log_Sigma_2 = model.decode(params, z_flat)
+    mu_2, log_Sigma_2 = model._decode(params, z.reshape(chunk * N, L), _tile(x, chunk))
     mu_2, log_Sigma_2 = (a.reshape(chunk, N, a.shape[-1]) for a in (mu_2, log_Sigma_2))
     log_lik = jnp.sum(O.gaussian_log_pdf(y[None], mu_2, log_Sigma_2), axis=-1)  # [C, N]
     return log_lik, log_lik + log_prior - log_q
@@ -259,24 +218,23 @@ def _bounds_program(model, params, key, y, x, ks, chunk):
 
   init = (jnp.zeros((N,), dtype), jnp.full((len(ks), N), -jnp.inf, dtype))
   (lik_0, lse), _ = jax.lax.scan(step, init, jnp.arange(-(-max(ks) // chunk)))
-  if isinstance(model, M.CVAE):
-    kl = O.kl_diag_gaussians(mu_1, log_Sigma_1, mu_0, log_Sigma_0)
-  else:
-    kl = O.kl_standard_normal(mu_1, log_Sigma_1)
+  kl = O.kl_to_prior(model, dict(mu_1=mu_1, log_Sigma_1=log_Sigma_1, mu_0=mu_0,
+                                 log_Sigma_0=log_Sigma_0))
   iwae = lse - jnp.log(jnp.asarray(ks, dtype))[:, None]
   return jnp.concatenate([(lik_0 - kl)[None], iwae])
 
 
 def _check_ks(ks, y, chunk) -> tuple[tuple[int, ...], int]:
   try:
-    ks = tuple(_check_positive_int("k", k) for k in ks)
-  except TypeError:
-    raise ValueError(f"ks must be a sequence of positive integers, got {ks!r}") from None
-  if not ks:
-    raise ValueError("ks must hold at least one number of samples")
+    items = tuple(ks)
+  except TypeError:  # not a sequence
+    items = ()
+  if not items:
+    checks.fail("ks", "be a non-empty sequence of integers >= 1", repr(ks))
+  ks = tuple(checks.integer(f"ks[{i}]", k) for i, k in enumerate(items))
   if chunk is None:
     chunk = max(1, IWAE_CHUNK_ELEMENTS // max(jnp.shape(y)[0], 1))
-  return ks, min(_check_positive_int("chunk", chunk), max(ks))
+  return ks, min(checks.integer("chunk", chunk), max(ks))
 
 
 def elbo(model: M.VAE | M.CVAE, params: M.Params, key: jax.Array, y: jax.Array,
@@ -287,7 +245,7 @@ def elbo(model: M.VAE | M.CVAE, params: M.Params, key: jax.Array, y: jax.Array,
 
   exactly minus the per-point loss of ``objectives.neg_elbo(model, beta=1)`` with the same key.
   """
-  _check_latent_model(model, y, x)
+  _check_model_and_data(model, y, x)
   return _elbo_program(model, params, key, y, x)
 
 
@@ -307,7 +265,7 @@ def log_likelihood_bounds(model: M.VAE | M.CVAE, params: M.Params, key: jax.Arra
   O(chunk N) whatever K. ``ks`` and ``chunk`` are static: one compilation per (model, shapes,
   dtypes, ks, chunk).
   """
-  _check_latent_model(model, y, x)
+  _check_model_and_data(model, y, x)
   ks, chunk = _check_ks(ks, y, chunk)
   return _bounds_program(model, params, key, y, x, ks, chunk)
 
@@ -326,7 +284,7 @@ def iwae_bound(model: M.VAE | M.CVAE, params: M.Params, key: jax.Array, y: jax.A
 
     L_K(y_n) = log (1/K) sum_{i<K} p(y_n, z_i) / q(z_i | y_n) <= log p(y_n) in expectation.
   """
-  return log_likelihood_bounds(model, params, key, y, (k,), x, chunk)[1]
+  return log_likelihood_bounds(model, params, key, y, (checks.integer("k", k),), x, chunk)[1]
 
 
 def mixture_bound(bounds: jax.Array, axis: int = 0) -> jax.Array:

@@ -16,8 +16,8 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
+from dljax import checks
 from dljax import models as M
 
 Array = jax.Array
@@ -52,6 +52,20 @@ def kl_standard_normal(mu: Array, log_var: Array) -> Array:
   return 0.5 * jnp.sum(jnp.exp(log_var) + jnp.square(mu) - 1.0 - log_var, axis=-1)
 
 
+def kl_to_prior(model: M.VAE | M.CVAE, out: dict[str, Array]) -> Array:
+  """KL[q(z|.) || prior] per row from ``out`` (as ``model.apply`` returns it): against the CVAE's
+  p(z|x) = N(mu_0, Sigma_0), or in closed form against the VAE's N(0, I)."""
+  if model.conditional:
+    return kl_diag_gaussians(out["mu_1"], out["log_Sigma_1"], out["mu_0"], out["log_Sigma_0"])
+  return kl_standard_normal(out["mu_1"], out["log_Sigma_1"])
+
+
+def elbo_terms(model: M.VAE | M.CVAE, out: dict[str, Array], y: Array) -> tuple[Array, Array]:
+  """log p(y_n | z_n) and KL[q(z|.) || prior], [N] each, from ``out = model.apply(...)``."""
+  log_lik = jnp.sum(gaussian_log_pdf(y, out["mu_2"], out["log_Sigma_2"]), axis=-1)
+  return log_lik, kl_to_prior(model, out)
+
+
 def _input_shape(model: Any) -> tuple[int | None, ...] | None:
   """The shape of the inputs ``model.apply`` takes (None: any size), None for an unknown model."""
   if isinstance(model, M.MLP):
@@ -63,8 +77,8 @@ def _input_shape(model: Any) -> tuple[int | None, ...] | None:
 
 def _check_same_shape(name_a: str, a: Array, name_b: str, b: Array) -> None:
   if jnp.shape(a) != jnp.shape(b):
-    raise ValueError(f"{name_a} and {name_b} must have the same shape, got {jnp.shape(a)} "
-                     f"and {jnp.shape(b)}")
+    raise checks.ArgumentError(name_a, f"{name_a} and {name_b} must have the same shape, got "
+                               f"{jnp.shape(a)} and {jnp.shape(b)}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -116,48 +130,29 @@ class MeanSquaredError:
 
 
 @dataclasses.dataclass(frozen=True)
-class VAENegELBO:
+class NegELBO:
   """Negative ELBO per data point, one reparameterised draw z = mu_1 + eps Sigma_1^(1/2):
 
-    loss = mean_n [ -log p(y_n | z_n) + beta KL[q(z|y_n) || N(0, I)] ]
+    loss = mean_n [ -log p(y_n | .) + beta KL[q(z|.) || p(z)] ]
 
-  Batch: ``{"y": [N, D]}``; needs a key. Terms: ``nll`` (reconstruction) and ``kl``.
+  VAE: q(z|y), p(y|z), p(z) = N(0, I) and batch ``{"y": [N, D]}``; CVAE: p(z|x_n) and its
+  variant's q and p(y|.), batch ``{"x": [N, P], "y": [N, D]}``. Needs a key. Terms: ``nll``
+  (reconstruction) and ``kl``.
   """
 
-  model: M.VAE
+  model: M.VAE | M.CVAE
   beta: float = 1.0
 
   def batch_shapes(self) -> dict[str, tuple[int | None, ...]]:
     """The batch's arrays and their shapes (None: any size), checked by ``train.fit``."""
-    return {"y": (None, self.model.data_dim)}
+    x = {"x": (None, self.model.x_dim)} if self.model.conditional else {}
+    return {**x, "y": (None, self.model.y_dim)}
 
   def __call__(self, params: M.Params, batch: Batch, key: Array):
-    out = self.model.apply(params, batch["y"], key)
-    nll = -jnp.mean(jnp.sum(gaussian_log_pdf(batch["y"], out["mu_2"], out["log_Sigma_2"]), axis=-1))
-    kl = jnp.mean(kl_standard_normal(out["mu_1"], out["log_Sigma_1"]))
-    return nll + self.beta * kl, {"nll": nll, "kl": kl}
-
-
-@dataclasses.dataclass(frozen=True)
-class CVAENegELBO:
-  """Negative conditional ELBO per data point, one reparameterised draw z ~ q(z|.):
-
-    loss = mean_n [ -log p(y_n | .) + beta KL[q(z|.) || p(z|x_n)] ]
-
-  Batch: ``{"x": [N, P], "y": [N, D]}``; needs a key. Terms: ``nll`` and ``kl``.
-  """
-
-  model: M.CVAE
-  beta: float = 1.0
-
-  def batch_shapes(self) -> dict[str, tuple[int | None, ...]]:
-    """The batch's arrays and their shapes (None: any size), checked by ``train.fit``."""
-    return {"x": (None, self.model.x_dim), "y": (None, self.model.y_dim)}
-
-  def __call__(self, params: M.Params, batch: Batch, key: Array):
-    out = self.model.apply(params, batch["x"], batch["y"], key)
-    nll = -jnp.mean(jnp.sum(gaussian_log_pdf(batch["y"], out["mu_2"], out["log_Sigma_2"]), axis=-1))
-    kl = jnp.mean(kl_diag_gaussians(out["mu_1"], out["log_Sigma_1"], out["mu_0"], out["log_Sigma_0"]))
+    x = batch["x"] if self.model.conditional else None
+    out = self.model.apply(params, batch["y"], key, x)
+    log_lik, kl = elbo_terms(self.model, out, batch["y"])
+    nll, kl = -jnp.mean(log_lik), jnp.mean(kl)
     return nll + self.beta * kl, {"nll": nll, "kl": kl}
 
 
@@ -198,14 +193,8 @@ class Adversarial:
 def _check_model(name: str, model: Any, kinds: tuple[type, ...]) -> None:
   if not isinstance(model, kinds):
     want = " or ".join(k.__name__ for k in kinds)
-    raise TypeError(f"{name} needs a model of type {want}, got {type(model).__name__}")
-
-
-def _check_non_negative(name: str, value: Any) -> float:
-  if (isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating))
-      or not value >= 0 or math.isinf(value)):
-    raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-  return float(value)
+    raise checks.ArgumentTypeError(
+        "model", f"{name} needs a model of type {want}, got {type(model).__name__}")
 
 
 def gaussian_nll(model: M.MLP) -> GaussianNLL:
@@ -220,17 +209,16 @@ def mse(model: M.MLP | M.RNN | M.LSTM) -> MeanSquaredError:
   return MeanSquaredError(model)
 
 
-def neg_elbo(model: M.VAE | M.CVAE, beta: float = 1.0) -> VAENegELBO | CVAENegELBO:
+def neg_elbo(model: M.VAE | M.CVAE, beta: float = 1.0) -> NegELBO:
   """The negative ELBO of a VAE or a CVAE, with KL weight ``beta`` (1 is the true ELBO)."""
   _check_model("neg_elbo", model, (M.VAE, M.CVAE))
-  beta = _check_non_negative("beta", beta)
-  return VAENegELBO(model, beta) if isinstance(model, M.VAE) else CVAENegELBO(model, beta)
+  return NegELBO(model, checks.non_negative("beta", beta))
 
 
 def adversarial(objective: GaussianNLL | MeanSquaredError, epsilon: float) -> Adversarial:
   """``objective`` trained adversarially: l(x) + l(x + epsilon sign(grad_x l(x))) (see
   ``Adversarial``); ``epsilon`` >= 0 in the units of the inputs the model sees."""
   if not isinstance(objective, (GaussianNLL, MeanSquaredError)):
-    raise TypeError(f"adversarial needs a GaussianNLL or MeanSquaredError objective, got "
-                    f"{type(objective).__name__}")
-  return Adversarial(objective, _check_non_negative("epsilon", epsilon))
+    raise checks.ArgumentTypeError("objective", "adversarial needs a GaussianNLL or "
+                                   f"MeanSquaredError objective, got {type(objective).__name__}")
+  return Adversarial(objective, checks.non_negative("epsilon", epsilon))

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from dljax import examples as E, train as T, models as M
+from dljax import sampler as S
 
 def bench(exp, model=None, objective=None, reps=5):
   m = model or exp.model; o = objective or exp.objective
@@ -22,15 +23,15 @@ def bench(exp, model=None, objective=None, reps=5):
     t = time.perf_counter(); T.fit(m, o, exp.data, **exp.fit_kwargs); ts.append(time.perf_counter() - t)
   return exp.fit_kwargs["steps"] / statistics.median(ts)
 
-orig = T.minibatch_indices
+orig = S.minibatch_indices
 choice = lambda key, n, b: jax.random.choice(key, n, (b,), replace=False)
 for name in ["mlp", "vae", "cvae", "rnn"]:
   exp = E.PREPARERS[name]()
   a = bench(exp)
-  T.minibatch_indices = choice
+  S.minibatch_indices = choice
   T._chunk = jax.jit(T._run_chunk, static_argnames=T._STATIC, donate_argnums=0)
   b = bench(exp)
-  T.minibatch_indices = orig
+  S.minibatch_indices = orig
   T._chunk = jax.jit(T._run_chunk, static_argnames=T._STATIC, donate_argnums=0)
   print(f"minibatch {name}: top_k {a:,.0f} steps/s, choice(replace=False) {b:,.0f} steps/s", flush=True)
 

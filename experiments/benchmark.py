@@ -164,10 +164,12 @@ def section_models(b: Bench) -> list[dict]:
   rows = []
   loop_steps = 200 if b.tiny else 2000
   for name in EXAMPLES:
-    steps = 200 if b.tiny else (10_000 if name in ("mlp", "rnn", "lstm") else 5000)
-    exp = b.prepare(name, steps=steps, log_every=min(1000, steps))
+    default = b.E.defaults(name)  # the tutorial's settings
+    steps = 200 if b.tiny else default["steps"]
+    log_every = min(default["log_every"], steps)
+    exp = b.prepare(name, steps=steps, log_every=log_every)
     row = {"example": name, **b.compile_seconds(exp)}
-    row["fused"] = b.fused(exp, steps, log_every=min(1000, steps))
+    row["fused"] = b.fused(exp, steps, log_every=log_every)
     row["python_loop"] = b.python_loop(exp, loop_steps)
     row["fused_over_loop"] = row["fused"]["steps_per_s"] / row["python_loop"]["steps_per_s"]
     row["peak_rss_mb"] = _peak_rss_mb()

@@ -1,49 +1,138 @@
-"""What the five launchers share: common flags, the compilation cache, and writing a run's files.
+"""What the five launchers share: their flags, the compilation cache, and writing a run's files.
 
-Flags are defined here (common ones) and in each launcher (its model's sizes); ``main`` of a
-launcher turns them into plain keyword arguments of ``dljax.examples.prepare_<name>``.
+A launcher's flags come from the signatures of its example's ``dljax.examples.prepare_<name>``
+(the arguments before ``*``) and of ``dljax.run.Run`` (--resume, --checkpoint_every,
+--keep_checkpoints): the same names and defaults, a type from each annotation, and as help the
+lines under ``Args:`` in their docstrings. ``main`` turns the flags back into those arguments;
+an argument error (``dljax.checks.BadArgument``) about a flag's argument names the flag.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
 import platform
-import signal
 import sys
 import time
+import typing
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
-from absl import flags, logging
+from absl import app, flags, logging
 
 from experiments import distributed
 
-COMMON_FLAGS = ("seed", "steps", "batch_size", "learning_rate", "log_every", "ensemble")
 DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "dljax", "jax")
 CACHE_ENV = "DLJAX_COMPILATION_CACHE"
+# A run's outputs besides config.json and metrics.jsonl (both rewritten when it starts).
+OUTPUTS = ("metrics.json", "predictions.npz", "checkpoint.msgpack", "figure.png", "loss.png")
+_FLAG_TYPES = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer, float: flags.DEFINE_float,
+               str: flags.DEFINE_string}
 
 
-def define_common_flags(name: str, *, steps: int, batch_size: int, learning_rate: float) -> None:
-  """--workdir, --seed, --steps, --batch_size, --learning_rate, --log_every, --ensemble, cache."""
+def launcher(name: str, module: str, **defaults: Any) -> Callable[[list[str]], None]:
+  """Defines the flags of example ``name``'s launcher (``defaults`` override its signature's) and
+  returns its main(argv), which it runs with absl when ``module`` (the caller's ``__name__``) is
+  "__main__"."""
+  from dljax import examples  # noqa: PLC0415
+
+  key_module = sys.argv[0] if module == "__main__" else module  # absl's name for the module
+  arguments = define_flags(examples.PREPARERS[name], key_module, defaults, examples.__doc__)
+  define_common_flags(name)
+
+  def main(argv):
+    if len(argv) > 1:
+      fail(f"unexpected arguments {argv[1:]}")
+    launch(name, arguments)
+
+  if module == "__main__":
+    app.run(main, flags_parser=parse_flags)
+  return main
+
+
+def define_common_flags(name: str) -> None:
+  """--workdir, dljax.run.Run's flags, --compilation_cache and the multi-process flags."""
+  from dljax import run  # noqa: PLC0415
+
   flags.DEFINE_string("workdir", os.path.join("runs", name), "Where the run writes its files.")
-  flags.DEFINE_integer("seed", 0, "Seed of the data, the initialisation and the minibatches.")
-  flags.DEFINE_integer("steps", steps, "Optimizer steps (the tutorial's default).")
-  flags.DEFINE_integer("batch_size", batch_size, "Minibatch size, drawn without replacement.")
-  flags.DEFINE_float("learning_rate", learning_rate, "Adam's (peak) learning rate.")
-  flags.DEFINE_integer("log_every", 1000, "Steps per compiled chunk, between progress lines.")
-  flags.DEFINE_integer("ensemble", 1, "Members trained as one vmapped program (seeds seed, "
-                       "seed+1, ...).")
-  flags.DEFINE_integer("checkpoint_every", 1000, "Steps between training checkpoints in "
-                       "workdir/checkpoints, written at the end of the first chunk of --log_every "
-                       "steps past each multiple (0: only at the end). SIGINT and SIGTERM also "
-                       "write one before the run stops.")
-  flags.DEFINE_integer("keep_checkpoints", 3, "How many of the newest training checkpoints to keep.")
-  flags.DEFINE_bool("resume", False, "Continue from the newest good checkpoint in --workdir "
-                    "(from step 0 when there is none); the other flags must match its run's.")
+  define_flags(run.Run, __name__)
   define_cache_flag()
   distributed.define_flags()  # --coordinator_address, --num_processes, --process_id
+
+
+def define_flags(fn: Callable, module_name: str, defaults: dict[str, Any] | None = None,
+                 docs: str | None = None) -> dict[str, Callable[[str, Any], Any]]:
+  """An absl flag for each argument of ``fn`` before ``*`` that has a default: its name, its
+  default (or ``defaults[name]``), its type from the annotation, and as help its line under
+  ``Args:`` in ``fn``'s docstring (else in ``docs``). Returns {flag: (flag, value) -> argument}."""
+  helps = {**args_help(docs), **args_help(inspect.getdoc(getattr(fn, "func", fn)))}
+  arguments = {}
+  for p in flag_parameters(fn):
+    define, element = _flag_type(p.name, p.annotation)
+    default = (defaults or {}).get(p.name, p.default)
+    if element is not None and default is not None:
+      default = [str(v) for v in default]
+    define(p.name, default, helps[p.name], module_name=module_name)
+    arguments[p.name] = _as_is if element is None else functools.partial(_list_of, element)
+  return arguments
+
+
+def flag_parameters(fn: Callable) -> list[inspect.Parameter]:
+  """The arguments of ``fn`` (or a partial of it) that are flags: those before ``*`` with a
+  default."""
+  parameters = inspect.signature(fn, eval_str=True).parameters.values()
+  return [p for p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD and p.default is not p.empty]
+
+
+def args_help(doc: str | None) -> dict[str, str]:
+  """{argument: text} of the ``Args:`` section of a docstring, continuation lines joined."""
+  lines = inspect.cleandoc(doc or "").splitlines()
+  start = next((i + 1 for i, line in enumerate(lines) if line.strip() == "Args:"), len(lines))
+  helps, entry, indent = {}, None, None
+  for line in lines[start:]:
+    depth = len(line) - len(line.lstrip())
+    if not line.strip() or (indent is not None and depth < indent):
+      break
+    indent = depth if indent is None else indent
+    if depth == indent:
+      entry, text = (part.strip() for part in line.split(":", 1))
+      helps[entry] = text
+    else:
+      helps[entry] += " " + line.strip()
+  return helps
+
+
+def _flag_type(name: str, annotation: Any) -> tuple[Callable, type | None]:
+  """(absl's DEFINE_* for the annotation, the element type of a list flag or None); X | None is
+  X's flag, with None for its default."""
+  options = [a for a in typing.get_args(annotation) if a is not type(None)]
+  if len(options) == 1 and type(None) in typing.get_args(annotation):
+    annotation = options[0]
+  if typing.get_origin(annotation) is tuple:
+    return flags.DEFINE_list, typing.get_args(annotation)[0]
+  if annotation in _FLAG_TYPES:
+    return _FLAG_TYPES[annotation], None
+  raise TypeError(f"argument {name}: no flag type for its annotation {annotation!r}")
+
+
+def _as_is(flag: str, value: Any) -> Any:
+  return value
+
+
+def _list_of(element: type, flag: str, values: list[str] | None) -> tuple | None:
+  """A list flag's values as a tuple of ``element``s (ArgumentError naming the flag)."""
+  from dljax import checks  # noqa: PLC0415
+
+  if values is None:
+    return None
+  try:
+    return tuple(element(v) for v in values)
+  except ValueError:
+    what = "integers" if element is int else "numbers"
+    checks.fail(flag, f"be comma-separated {what}", repr(",".join(values)))
 
 
 def define_cache_flag() -> None:
@@ -109,13 +198,6 @@ def fail(message: str) -> None:
   sys.exit(2)
 
 
-def _flag_message(error: Exception, flag_names: set[str]) -> str:
-  """The library names the argument first; the launcher's flag has the same name."""
-  message = str(error).splitlines()[0] if str(error) else type(error).__name__
-  first = message.split(" ", 1)[0].split("[", 1)[0]
-  return f"--{message}" if first in flag_names else message
-
-
 class _CompileTimer:
   """Sums JAX's tracing, lowering and compilation event durations (seconds)."""
 
@@ -155,268 +237,157 @@ def versions() -> dict[str, str]:
           "platform": platform.platform(), "devices": [str(d) for d in jax.devices()]}
 
 
-def prepare_or_fail(name: str, settings: dict[str, Any], flag_names: set[str]):
+def flag_message(error: Exception, flag_names) -> str:
+  """An error's first line, with "--" before it when it is a ``dljax.checks`` error about the
+  argument of one of ``flag_names`` (its message starts with the argument's name)."""
+  from dljax import checks  # noqa: PLC0415
+
+  message = str(error).splitlines()[0] if str(error) else type(error).__name__
+  named = isinstance(error, checks.BadArgument) and error.root in flag_names
+  return f"--{message}" if named else message
+
+
+def prepare_or_fail(name: str, settings: dict[str, Any], flag_names):
   """Builds the example (every argument checked) or stops with a one-line error."""
   from dljax import examples  # noqa: PLC0415
 
   try:
     return examples.PREPARERS[name](**settings)
   except (ValueError, TypeError) as e:
-    fail(_flag_message(e, flag_names))
+    fail(flag_message(e, flag_names))
 
 
-CHECKPOINT_DIR = "checkpoints"
-# A run's outputs besides config.json and metrics.jsonl (both rewritten when it starts).
-OUTPUTS = ("metrics.json", "predictions.npz", "checkpoint.msgpack", "figure.png", "loss.png")
-# Flags that change how a run is carried out but not what it computes: a run may be resumed with
-# other values of these.
-RUN_ONLY_FLAGS = frozenset({"workdir", "compilation_cache", "resume", "checkpoint_every",
-                            "keep_checkpoints", "log_every"})
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+def launch(name: str, arguments: dict[str, Callable[[str, Any], Any]]) -> None:
+  """The body of a launcher's main(): flags -> prepared example -> run -> files."""
+  from dljax import checks  # noqa: PLC0415
+
+  FLAGS = flags.FLAGS
+  quiet_backend_probe()
+  try:
+    settings = {k: to_argument(k, FLAGS[k].value) for k, to_argument in arguments.items()}
+  except checks.BadArgument as e:
+    fail(flag_message(e, arguments))
+  enable_compilation_cache(FLAGS.compilation_cache)
+  check_output_folder("workdir", FLAGS.workdir)
+  distributed.initialize_from_flags()  # before any JAX computation; checks --ensemble
+  experiment = prepare_or_fail(name, settings, set(arguments))
+  config = {k: FLAGS[k].value for k in sorted(set(arguments) | run_only_flags())}
+  run_flags = {k: FLAGS[k].value for k in run_flag_names()}
+  run_and_write(experiment, FLAGS.workdir, config, **run_flags)
 
 
-class _Stopped(Exception):
-  """Raised by the chunk callback after a SIGINT or SIGTERM, once the checkpoint is written."""
+def run_flag_names() -> list[str]:
+  """The flags of ``dljax.run.Run``: --resume, --checkpoint_every, --keep_checkpoints."""
+  from dljax import run  # noqa: PLC0415
 
-  def __init__(self, signum: int, step: int, path: str):
-    super().__init__(signum, step, path)
-    self.signum, self.step, self.path = signum, step, path
-
-
-def _checkpoint_path(workdir: str, step: int) -> str:
-  return os.path.join(workdir, CHECKPOINT_DIR, f"ckpt-{step:09d}.msgpack")
+  return [p.name for p in flag_parameters(run.Run)]
 
 
-def _checkpoints(workdir: str) -> list[tuple[int, str]]:
-  """The (step, path) of the training checkpoints in ``workdir``, newest first."""
-  folder = os.path.join(workdir, CHECKPOINT_DIR)
-  found = []
-  for name in os.listdir(folder) if os.path.isdir(folder) else []:
-    stem = name.removeprefix("ckpt-").removesuffix(".msgpack")
-    if name.startswith("ckpt-") and name.endswith(".msgpack") and stem.isdigit():
-      found.append((int(stem), os.path.join(folder, name)))
-  return sorted(found, reverse=True)
+def run_only_flags() -> frozenset[str]:
+  """Flags that change how a run is carried out but not what it computes (a run may be resumed
+  with other values of these): --workdir, --compilation_cache, --log_every and Run's."""
+  return frozenset({"workdir", "compilation_cache", "log_every", *run_flag_names()})
 
 
 def run_config(config: dict[str, Any]) -> dict[str, Any]:
   """The flags that determine what a run computes (a resumed run must have the same)."""
-  return {k: v for k, v in config.items() if k not in RUN_ONLY_FLAGS}
+  return {k: v for k, v in config.items() if k not in run_only_flags()}
 
 
-class _Resumed(NamedTuple):
-  state: Any  # dljax.train.TrainState
-  history: dict[str, np.ndarray]
-  path: str
-
-
-def _resume_point(experiment, workdir: str, config: dict[str, Any]) -> _Resumed | None:
-  """The newest good checkpoint of this run in ``workdir``, or None to start from step 0.
-
-  A corrupt or truncated checkpoint is reported in one line and the previous one is tried; a
-  checkpoint of another example, model or configuration stops the launcher (exit status 2).
+def run_and_write(experiment, workdir: str, config: dict[str, Any], **run_flags) -> dict[str, Any]:
+  """Trains a prepared example in ``workdir`` with ``dljax.run.Run`` (checkpoints, resume,
+  signals, metrics.jsonl; ``run_flags`` are its resume, checkpoint_every and keep_checkpoints)
+  and writes the run's files; returns metrics.json. A fresh run first removes an earlier run's
+  outputs. A checkpoint of another run stops the launcher with exit status 2, a divergence with
+  1 (the checkpoints, all finite, left as they were), SIGINT or SIGTERM with 128 + the signal.
   """
-  import jax  # noqa: PLC0415
-  import jax.numpy as jnp  # noqa: PLC0415
-
-  from dljax import checkpoint  # noqa: PLC0415
-  from dljax import train as T  # noqa: PLC0415
-
-  for _, path in _checkpoints(workdir):
-    try:
-      model, params, arrays, meta = checkpoint.load(path)
-    except (checkpoint.CheckpointError, OSError) as e:
-      sys.stderr.write(f"warning: {e}; trying the previous checkpoint\n")
-      continue
-    if meta.get("example") != experiment.name:
-      fail(f"--resume: {path} holds a checkpoint of the {meta.get('example')!r} example, this "
-           f"run is {experiment.name!r}")
-    stored, current = meta.get("config", {}), run_config(config)
-    for key in sorted(set(stored) | set(current)):
-      if stored.get(key) != current.get(key):
-        fail(f"--resume: {path} was written with --{key}={stored.get(key)!r}, this run has "
-             f"--{key}={current.get(key)!r}")
-    if model != experiment.model:
-      fail(f"--resume: {path} holds a model {checkpoint.model_config(model)}, this run builds "
-           f"{checkpoint.model_config(experiment.model)}")
-    stored, current = meta.get("devices"), _member_devices(config)
-    if stored is not None and stored != current:  # each device's program rounds its own way
-      fail(f"--resume: {path} was written by a run that split its members across {stored} "
-           f"device(s), this run has {current} (its results would differ by float rounding); "
-           f"give it {stored} (--cpu_devices={stored}, or as many processes)")
-    train = arrays["train"]
-    optimizer = experiment.fit_kwargs["optimizer"]
-    params = jax.tree.map(jnp.asarray, params)
-    state = T.TrainState(jnp.asarray(train["step"], jnp.int32), params,
-                         checkpoint.restore_opt_state(optimizer, params, train["opt_state"]))
-    logging.info("resuming from %s (step %d)", path, int(np.max(train["step"])))
-    return _Resumed(state, {k: np.asarray(v) for k, v in train["history"].items()}, path)
-  logging.info("no checkpoint to resume from in %s: starting from step 0", workdir)
-  return None
-
-
-def _member_devices(config: dict[str, Any]) -> int:
-  """The devices fit splits an ensemble's members across (every device; 1 for one seed). The
-  count is part of what the run computes: each device's program is compiled for its K / D
-  members, and rounds accordingly."""
-  import jax  # noqa: PLC0415
-
-  return jax.device_count() if int(config.get("ensemble", 1)) > 1 else 1
-
-
-def _restart_jsonl(path: str, step: int | None):
-  """metrics.jsonl opened for appending, keeping only the complete lines up to ``step``."""
-  kept = []
-  if step is not None and os.path.exists(path):
-    with open(path) as f:
-      for line in f:
-        try:
-          record = json.loads(line)
-        except json.JSONDecodeError:
-          break  # a line cut short by a kill, and nothing after it
-        if record.get("step", step + 1) > step:
-          break
-        kept.append(line if line.endswith("\n") else line + "\n")
-  with open(path, "w") as f:
-    f.writelines(kept)
-  return open(path, "a")
-
-
-def _from_every_process(value: np.ndarray) -> np.ndarray:
-  """The value of every process (a collective: every process must call it), flattened."""
-  from jax.experimental import multihost_utils  # noqa: PLC0415
-
-  return np.asarray(multihost_utils.process_allgather(value)).ravel()
-
-
-def run_and_write(experiment, workdir: str, config: dict[str, Any], *, checkpoint_every: int = 1000,
-                  keep_checkpoints: int = 3, resume: bool = False) -> dict[str, Any]:
-  """Trains a prepared example and writes the run's files into ``workdir``; returns metrics.json.
-
-  At the end of the first chunk (see ``log_every``) that reaches each multiple of
-  ``checkpoint_every`` steps (0: none), at the last step and on SIGINT or SIGTERM, the state is
-  written to ``workdir/checkpoints/ckpt-<step>.msgpack`` (atomically, with a checksum); the
-  newest ``keep_checkpoints`` are kept. With ``resume``
-  training continues from the newest good one, and ends bitwise where an uninterrupted run
-  ends. A non-finite loss or parameter stops the run (exit status 1) with the checkpoints, all
-  finite, left as they were.
-  """
-  import jax  # noqa: PLC0415
-
-  from dljax import checkpoint  # noqa: PLC0415
-  from dljax import train as T  # noqa: PLC0415
-  from experiments import figures  # noqa: PLC0415
-
   timer = compile_timer()
   compile_before, t0 = timer.seconds, time.perf_counter()
-  total_steps = experiment.fit_kwargs["steps"]
-  start = _resume_point(experiment, workdir, config) if resume else None
-  start_step = 0 if start is None else int(np.max(np.asarray(start.state.step)))
-  if jax.process_count() > 1:  # every process must resume from the same step
-    steps = _from_every_process(np.int64(start_step))
-    if np.any(steps != start_step):
-      fail(f"--resume: the processes found checkpoints at different steps {steps.tolist()}; "
-           "with several processes --workdir must be one folder that all of them can read")
-  writer = jax.process_index() == 0  # with several processes, the first one writes the files
-  if writer:
-    os.makedirs(os.path.join(workdir, CHECKPOINT_DIR), exist_ok=True)
-    for folder in (workdir, os.path.join(workdir, CHECKPOINT_DIR)):  # a kill during a write
-      checkpoint.remove_temporaries(folder)
-    if start is None:  # a fresh run: an earlier run's checkpoints must not be resumed, and its
-      for _, old in _checkpoints(workdir):  # outputs must not sit beside this run's config
-        os.unlink(old)
-      for name in OUTPUTS:
-        if os.path.isfile(os.path.join(workdir, name)):
-          os.unlink(os.path.join(workdir, name))
-    _write_json(os.path.join(workdir, "config.json"), {"example": experiment.name,
-                                                      "flags": config, "versions": versions()})
-  std = {k: {"mean": s.mean, "std": s.std} for k, s in experiment.standardisers.items()}
-  meta = {"example": experiment.name, "flags": config, "config": run_config(config),
-          "ensemble": int(config.get("ensemble", 1)), "devices": _member_devices(config)}
-  history_chunks = [] if start is None else [start.history]
-  stop, saved = {}, {"step": start_step}
-
-  def history() -> dict[str, np.ndarray]:
-    chunks = [c for c in history_chunks if c]
-    return {k: np.concatenate([c[k] for c in chunks], axis=-1) for k in chunks[0]} if chunks else {}
-
-  def save(path: str, state) -> None:
-    arrays = {"standardisers": std, "train": checkpoint.train_arrays(state.step, state.opt_state,
-                                                                    history())}
-    checkpoint.save(path, experiment.model, state.params, arrays,
-                    dict(meta, step=int(np.max(np.asarray(state.step)))))
-
-  jsonl = _restart_jsonl(os.path.join(workdir, "metrics.jsonl"), start_step) if writer else None
-
-  def after_chunk(train_state, terms, seconds):
-    steps = terms["loss"].shape[-1]
-    step = int(np.max(np.asarray(train_state.step)))
-    history_chunks.append(terms)
-    if jax.process_count() > 1:  # a signal to any process stops them all at the same chunk
-      signums = _from_every_process(np.int32(stop.get("signum", 0)))
-      if np.any(signums) and not stop:
-        stop["signum"] = int(np.max(signums))
-    if not writer:
-      if stop:
-        raise _Stopped(stop["signum"], step, _checkpoint_path(workdir, step))
-      return
-    line = {"step": step, "steps_per_s": steps / seconds}
-    line.update({k: float(np.mean(v[..., -steps:])) for k, v in terms.items()})
-    jsonl.write(json.dumps(line) + "\n")
-    jsonl.flush()
-    due = checkpoint_every and step // checkpoint_every > saved["step"] // checkpoint_every
-    if due or step == total_steps or stop:
-      save(_checkpoint_path(workdir, step), train_state)
-      saved["step"] = step
-      for _, old in _checkpoints(workdir)[keep_checkpoints:]:
-        os.unlink(old)
-    if stop:
-      raise _Stopped(stop["signum"], step, _checkpoint_path(workdir, step))
-
-  def on_signal(signum, frame):
-    stop.setdefault("signum", signum)
-
-  previous = {sig: signal.signal(sig, on_signal) for sig in _STOP_SIGNALS}
-  state, fit_timings = None if start is None else start.state, {}
-  try:
-    if start_step < total_steps:
-      kwargs = dict(experiment.fit_kwargs, steps=total_steps - start_step)
-      fit = T.fit(experiment.model, experiment.objective, experiment.data, state=state,
-                  callback=after_chunk, **kwargs)
-      state, fit_timings = fit.state, fit.timings
-  except T.DivergenceError as e:
-    kept = _checkpoints(workdir)
-    last = f"the last finite checkpoint is {kept[0][1]}" if kept else "no checkpoint was written"
-    _stop_run(f"{e}; {last}", 1)
-  except _Stopped as s:
-    _stop_run(f"stopped by {signal.Signals(s.signum).name} after step {s.step}; checkpoint "
-              f"written to {s.path}; continue with --resume", 128 + s.signum)
-  finally:
-    for sig, handler in previous.items():
-      signal.signal(sig, handler)
-    if jsonl is not None:
-      jsonl.close()
+  run = _start_run(experiment, workdir, config, run_flags)
+  fitted = _train(run)
   t_trained = time.perf_counter()
-  predictions, metrics_ = experiment.evaluate(state.params)
-  full_history = history()
+  predictions, metrics_ = experiment.evaluate(fitted.params)
   result = {"example": experiment.name, **{k: float(v) for k, v in metrics_.items()},
-            "steps": total_steps, "resumed_from_step": start_step,
-            "steps_per_s": fit_timings.get("steps_per_s"),
-            "final_loss": float(np.mean(full_history["loss"][..., -1]))}
-  if writer:
-    atomically = checkpoint.write_atomically
-    atomically(os.path.join(workdir, "predictions.npz"), lambda p: np.savez(p, **predictions))
-    save(os.path.join(workdir, "checkpoint.msgpack"), state)
-    atomically(os.path.join(workdir, "figure.png"),
-               lambda p: figures.FIGURES[experiment.name](predictions, p))
-    atomically(os.path.join(workdir, "loss.png"),
-               lambda p: figures.loss_curves(full_history, p, experiment.name))
+            "steps": run.steps, "resumed_from_step": fitted.start_step,
+            "steps_per_s": fitted.timings.get("steps_per_s"),
+            "final_loss": float(np.mean(fitted.history["loss"][..., -1]))}
+  if run.writer:
+    _write_outputs(experiment, run, fitted, predictions)
   result["wall_s"] = {"total": time.perf_counter() - t0, "compile": timer.seconds - compile_before,
-                      "training": fit_timings.get("total", 0.0),
+                      "training": fitted.timings.get("total", 0.0),
                       "outputs": time.perf_counter() - t_trained}
-  if writer:
+  if run.writer:
     _write_json(os.path.join(workdir, "metrics.json"), result)
   logging.info("%s: %s", experiment.name, json.dumps(result))
   return result
+
+
+def _start_run(experiment, workdir: str, config: dict[str, Any], run_flags: dict[str, Any]):
+  """The example's ``dljax.run.Run``, started (resumed or fresh), with config.json written."""
+  from dljax import checks, run  # noqa: PLC0415
+
+  std = {k: {"mean": s.mean, "std": s.std} for k, s in experiment.standardisers.items()}
+  try:
+    started = run.Run(experiment.model, experiment.objective, experiment.data, workdir,
+                      **run_flags, config={"example": experiment.name, **run_config(config)},
+                      arrays={"standardisers": std},
+                      meta={"example": experiment.name, "flags": config}, **experiment.fit_kwargs)
+    started.start()
+  except run.ResumeError as e:
+    fail(_resume_message(e))
+  except checks.BadArgument as e:
+    fail(flag_message(e, run_only_flags()))
+  if started.writer:
+    for name in () if started.resumed else OUTPUTS:  # not to be left beside this config.json
+      if os.path.isfile(os.path.join(workdir, name)):
+        os.unlink(os.path.join(workdir, name))
+    _write_json(os.path.join(workdir, "config.json"), {"example": experiment.name,
+                                                      "flags": config, "versions": versions()})
+  return started
+
+
+def _resume_message(e) -> str:
+  """--resume's line for a checkpoint of another run (``dljax.run.ResumeError``), naming the
+  flag whose value differs."""
+  if e.key == "example":
+    return (f"--resume: {e.path} holds a checkpoint of the {e.stored!r} example, this run is "
+            f"{e.current!r}")
+  if e.key == "devices":
+    return f"--resume: {e}; give it {e.stored} (--cpu_devices={e.stored}, or as many processes)"
+  if e.key in ("model", "step"):
+    return f"--resume: {e}"
+  return (f"--resume: {e.path} was written with --{e.key}={e.stored!r}, this run has "
+          f"--{e.key}={e.current!r}")
+
+
+def _train(run):
+  """``run.fit()``; a divergence or a stop ends the launcher with one line and its status."""
+  from dljax import run as R  # noqa: PLC0415
+  from dljax import train as T  # noqa: PLC0415
+
+  try:
+    return run.fit()
+  except T.DivergenceError as e:
+    kept = R.checkpoints(run.workdir)
+    last = f"the last finite checkpoint is {kept[0][1]}" if kept else "no checkpoint was written"
+    _stop_run(f"{e}; {last}", 1)
+  except R.Stopped as s:
+    _stop_run(f"{s}; continue with --resume", 128 + s.signum)
+
+
+def _write_outputs(experiment, run, fitted, predictions: dict[str, np.ndarray]) -> None:
+  """predictions.npz, checkpoint.msgpack (the final state, as the last training checkpoint),
+  figure.png and loss.png, each written atomically."""
+  from dljax import checkpoint  # noqa: PLC0415
+  from experiments import figures  # noqa: PLC0415
+
+  atomically, workdir = checkpoint.write_atomically, run.workdir
+  atomically(os.path.join(workdir, "predictions.npz"), lambda p: np.savez(p, **predictions))
+  run.save(os.path.join(workdir, "checkpoint.msgpack"), fitted.state)
+  atomically(os.path.join(workdir, "figure.png"),
+             lambda p: figures.FIGURES[experiment.name](predictions, p))
+  atomically(os.path.join(workdir, "loss.png"),
+             lambda p: figures.loss_curves(fitted.history, p, experiment.name))
 
 
 def _stop_run(message: str, status: int) -> None:
@@ -437,44 +408,3 @@ def _write_json(path: str, obj: Any) -> None:
       f.write("\n")
 
   checkpoint.write_atomically(path, write)
-
-
-def launch(name: str, settings_from_flags: Callable[[], dict[str, Any]], model_flags: tuple[str, ...]) -> None:
-  """The body of a launcher's main(): flags -> prepared example -> run -> files."""
-  FLAGS = flags.FLAGS
-  quiet_backend_probe()
-  names = set(COMMON_FLAGS) | set(model_flags)
-  try:
-    settings = settings_from_flags()
-  except ValueError as e:
-    fail(_flag_message(e, names))
-  settings.update({k: FLAGS[k].value for k in COMMON_FLAGS})
-  enable_compilation_cache(FLAGS.compilation_cache)
-  workdir = FLAGS.workdir
-  check_output_folder("workdir", workdir)
-  every = FLAGS.checkpoint_every
-  if every < 0:
-    fail(f"--checkpoint_every must be an integer >= 0, got {every}")
-  if FLAGS.keep_checkpoints < 1:
-    fail(f"--keep_checkpoints must be an integer >= 1, got {FLAGS.keep_checkpoints}")
-  distributed.initialize_from_flags()  # before any JAX computation; checks --ensemble
-  experiment = prepare_or_fail(name, settings, names)
-  config = {k: FLAGS[k].value for k in sorted(names | RUN_ONLY_FLAGS)}
-  run_and_write(experiment, workdir, config, checkpoint_every=every,
-                keep_checkpoints=FLAGS.keep_checkpoints, resume=FLAGS.resume)
-
-
-def int_list(flag: str, values: list[str]) -> tuple[int, ...]:
-  """A comma-separated flag of layer sizes as integers (ValueError naming the flag)."""
-  try:
-    return tuple(int(v) for v in values)
-  except ValueError:
-    raise ValueError(f"{flag} must be comma-separated integers, got {','.join(values)!r}") from None
-
-
-def float_list(flag: str, values: list[str]) -> tuple[float, ...]:
-  """A comma-separated flag of numbers as floats (ValueError naming the flag)."""
-  try:
-    return tuple(float(v) for v in values)
-  except ValueError:
-    raise ValueError(f"{flag} must be comma-separated numbers, got {','.join(values)!r}") from None

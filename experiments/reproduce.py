@@ -36,7 +36,6 @@ _JOBS = flags.DEFINE_integer("jobs", None, "Examples run at once on a CPU, each 
                              "number of examples); 1 runs them one after another in this process.")
 common.define_cache_flag()
 
-_DEFAULT_STEPS = {"mlp": 10_000, "rnn": 10_000, "lstm": 10_000, "vae": 5000, "cvae": 5000}
 # Warm wall time of each example at the tutorial's settings on the 2-core development CPU (s): the
 # longest are handed out first, so that the last one to finish starts as early as it can.
 _COST = {"vae": 3.0, "lstm": 1.8, "cvae": 1.6, "mlp": 1.4, "rnn": 1.2}
@@ -50,15 +49,9 @@ _QUALITY = {"mlp": "RMSE {rmse:.3f}, sigma {sigma:.3f} (true 0.1)",
 def main(argv):
   if len(argv) > 1:
     common.fail(f"unexpected arguments {argv[1:]}")
-  common.check_choices("examples", _EXAMPLES.value, EXAMPLES)
-  if not 0 < _STEPS_SCALE.value <= 1e3:
-    common.fail(f"--steps_scale must be in (0, 1000], got {_STEPS_SCALE.value}")
+  _check_flags()
   logging.set_verbosity(logging.WARNING)
   common.quiet_backend_probe()
-  for folder in (_WORKDIR.value, *(_workdir(name) for name in _EXAMPLES.value)):
-    common.check_output_folder("workdir", folder)  # a file in the way fails now, not mid-run
-  if _JOBS.value is not None and _JOBS.value < 1:
-    common.fail(f"--jobs must be an integer >= 1, got {_JOBS.value}")
   # dljax.distributed.usable_cores(), without importing JAX before the helpers start.
   cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
   jobs = min(_JOBS.value or cores or 1, len(_EXAMPLES.value))
@@ -70,16 +63,39 @@ def main(argv):
   if helpers is not None and jax.default_backend() != "cpu":
     helpers.shutdown(cancel_futures=True)  # one process on an accelerator
     helpers, jobs = None, 1
+  rows = _run_all(_prepare_all(), helpers, jobs - 1, _SEED.value)
+  _summarise(rows, time.perf_counter() - _START)
+
+
+def _check_flags() -> None:
+  """Every flag of this command, before any work (one line and exit status 2 if one is bad)."""
+  common.check_choices("examples", _EXAMPLES.value, EXAMPLES)
+  if not 0 < _STEPS_SCALE.value <= 1e3:
+    common.fail(f"--steps_scale must be in (0, 1000], got {_STEPS_SCALE.value}")
+  for folder in (_WORKDIR.value, *(_workdir(name) for name in _EXAMPLES.value)):
+    common.check_output_folder("workdir", folder)  # a file in the way fails now, not mid-run
+  if _JOBS.value is not None and _JOBS.value < 1:
+    common.fail(f"--jobs must be an integer >= 1, got {_JOBS.value}")
+
+
+def _prepare_all() -> dict:
+  """{name: (settings, prepared example)}, every example checked before any is run: the
+  tutorial's settings, its steps scaled by --steps_scale."""
+  from dljax import examples  # noqa: PLC0415
+
   prepared = {}
-  for name in _EXAMPLES.value:  # every example checked before any is run
-    steps = max(1, round(_DEFAULT_STEPS[name] * _STEPS_SCALE.value))
-    log_every = min(1000, steps)
-    settings = {"seed": _SEED.value, "steps": steps, "log_every": log_every}
+  for name in _EXAMPLES.value:
+    default = examples.defaults(name)
+    steps = max(1, round(default["steps"] * _STEPS_SCALE.value))
+    settings = {"seed": _SEED.value, "steps": steps, "log_every": min(default["log_every"], steps)}
     if name in ("vae", "cvae"):  # the tutorial's figures need no IWAE; the launchers report it
       settings["iwae_ks"] = ()
     prepared[name] = settings, common.prepare_or_fail(name, settings, {"seed"})
-  rows = _run_all(prepared, helpers, jobs - 1, _SEED.value)
-  total = time.perf_counter() - _START
+  return prepared
+
+
+def _summarise(rows: list[dict], total: float) -> None:
+  """Prints the table of the examples' metrics and times, and writes it with the figures."""
   lines = ["| example | quality | steps | compile (s) | training (s) | steps/s | total (s) |",
            "|---|---|---|---|---|---|---|"]
   for r in rows:

@@ -328,13 +328,17 @@ def test_checkpoint_reloads_the_launchers_model(launched, name):
   assert meta["flags"] == _json(workdir / "config.json")["flags"]
 
 
-def test_mlp_checkpoint_reproduces_predictions(launched):
-  """mlp: standardise x_test, predict with the reloaded params, un-standardise: y_mean again."""
-  workdir = launched("mlp")
+def _reloaded_mlp(workdir):
+  """(model, params, predictions, standardised x_test, y's standardiser) of an mlp run."""
   model, params, arrays, _ = checkpoint.load(workdir / "checkpoint.msgpack")
   pred = _predictions(workdir)
   sx, sy = arrays["standardisers"]["x"], arrays["standardisers"]["y"]
-  x = jnp.asarray((pred["x_test"] - sx["mean"]) / sx["std"])
+  return model, params, pred, jnp.asarray((pred["x_test"] - sx["mean"]) / sx["std"]), sy
+
+
+def test_mlp_checkpoint_reproduces_predictions(launched):
+  """mlp: standardise x_test, predict with the reloaded params, un-standardise: y_mean again."""
+  model, params, pred, x, sy = _reloaded_mlp(launched("mlp"))
   F, log_sigma = model.predict(params, x)
   np.testing.assert_allclose(np.asarray(F) * sy["std"] + sy["mean"], pred["y_mean"], rtol=1e-5,
                              atol=1e-6)
@@ -399,11 +403,7 @@ def test_mlp_ensemble_is_the_mixture_of_its_members(launched):
 
 def test_mlp_ensemble_checkpoint_reproduces_members(launched):
   """mlp --ensemble=3: each reloaded member's prediction is its y_mean_members slice."""
-  workdir = launched("mlp_ensemble")
-  model, params, arrays, _ = checkpoint.load(workdir / "checkpoint.msgpack")
-  pred = _predictions(workdir)
-  sx, sy = arrays["standardisers"]["x"], arrays["standardisers"]["y"]
-  x = jnp.asarray((pred["x_test"] - sx["mean"]) / sx["std"])
+  model, params, pred, x, sy = _reloaded_mlp(launched("mlp_ensemble"))
   F = np.asarray(jax.vmap(lambda p: model.predict(p, x)[0])(params))
   np.testing.assert_allclose(F * sy["std"] + sy["mean"], pred["y_mean_members"], rtol=1e-5,
                              atol=1e-6)
@@ -605,6 +605,24 @@ def test_helpfull_documents_every_flag(jobs):
   for flag in ("seed", "steps", "batch_size", "learning_rate", "log_every", "ensemble", "workdir",
                "compilation_cache", "hidden", "n_train", "noise"):
     assert f"--{flag}:" in proc.stdout, flag
+
+
+def test_every_flag_of_a_launcher_is_a_documented_argument_of_its_example():
+  """Each launcher's flags are its prepare_*'s arguments before ``*``: every one has a help line
+  under ``Args:`` (its own docstring's or, for the common ones, the module's), and the ones after
+  ``*`` (e.g. iwae_ks) are not flags."""
+  import inspect  # noqa: PLC0415
+
+  from experiments import common  # noqa: PLC0415
+
+  for name in EXAMPLES:
+    fn = examples.PREPARERS[name]
+    helps = {**common.args_help(examples.__doc__),
+             **common.args_help(inspect.getdoc(getattr(fn, "func", fn)))}
+    names = [p.name for p in common.flag_parameters(fn)]
+    assert {"seed", "steps", "batch_size", "learning_rate", "log_every", "ensemble"} <= set(names)
+    assert all(helps.get(n) for n in names), (name, [n for n in names if not helps.get(n)])
+    assert "iwae_ks" not in names and "n_points" not in names and "cell" not in names
 
 
 # Every job in the order the tests above ask for them (what _Jobs starts ahead), except that the

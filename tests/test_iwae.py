@@ -209,13 +209,13 @@ def test_second_call_does_not_recompile(monkeypatch):
   """Same model and shapes, new parameters, key and data: no new trace or compilation. The first
   call (shapes used nowhere else in this file) traces once, so the counters count."""
   traces = []
-  encode = M.VAE.encode
+  encode = M.VAE._encode
 
-  def counting_encode(self, params, y):
+  def counting_encode(self, params, y, x):
     traces.append(1)
-    return encode(self, params, y)
+    return encode(self, params, y, x)
 
-  monkeypatch.setattr(M.VAE, "encode", counting_encode)
+  monkeypatch.setattr(M.VAE, "_encode", counting_encode)
   model, params = _vae_1d()
   y = np.linspace(-2.0, 2.0, 13, dtype=np.float32)[:, None]
   size = X._bounds_program._cache_size()

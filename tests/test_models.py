@@ -100,7 +100,9 @@ def _args(model, dtype, n=N, seed=1):
 
 
 def _apply(model, params, args, key=jax.random.key(2)):
-  if isinstance(model, (M.VAE, M.CVAE)):
+  if isinstance(model, M.CVAE):  # args (x, y)
+    return model.apply(params, args[1], key, args[0])
+  if isinstance(model, M.VAE):
     return model.apply(params, *args, key)
   return model.apply(params, *args)
 
@@ -282,13 +284,13 @@ def test_cvae_matches_numpy(name, prec):
     mu_1, log_Sigma_1 = np_cvae_encode(model, params, x, y)
     for got, ref in zip(model.prior(params, x), (mu_0, log_Sigma_0)):
       _close(got, ref, tol)
-    for got, ref in zip(model.encode(params, x, y), (mu_1, log_Sigma_1)):
+    for got, ref in zip(model.encode(params, y, x), (mu_1, log_Sigma_1)):
       _close(got, ref, tol)
     z_in = jnp.asarray(np.random.default_rng(4).standard_normal((N, model.latent)), dtype)
-    for got, ref in zip(model.decode(params, x, z_in), np_cvae_decode(model, params, x, z_in)):
+    for got, ref in zip(model.decode(params, z_in, x), np_cvae_decode(model, params, x, z_in)):
       _close(got, ref, tol)
     key = jax.random.key(5)
-    out = model.apply(params, x, y, key)
+    out = model.apply(params, y, key, x)
     assert set(out) == {"mu_0", "log_Sigma_0", "mu_1", "log_Sigma_1", "z", "mu_2", "log_Sigma_2"}
     assert all(v.dtype == dtype for v in out.values())
     refs = {"mu_0": mu_0, "log_Sigma_0": log_Sigma_0, "mu_1": mu_1, "log_Sigma_1": log_Sigma_1}
@@ -542,7 +544,7 @@ def test_cvae_sample_shared_noise(variant):
   with _precision("float32") as (_, tol):
     model, params, x = _cvae_sample_setup(variant)
     key, n = jax.random.key(11), 4
-    out = model.sample(params, key, x, n, shared_noise=True)
+    out = model.sample(params, key, n, x, shared_noise=True)
     assert out.shape == (n, N, model.y_dim)
     eps = jax.random.normal(jax.random.split(key)[0], (n, 1, model.latent))
     _close(out, _np_cvae_draws(model, params, x, eps)[0], tol)
@@ -554,11 +556,11 @@ def test_cvae_sample_independent_noise(variant):
   with _precision("float32") as (_, tol):
     model, params, x = _cvae_sample_setup(variant)
     key, n = jax.random.key(11), 4
-    out = model.sample(params, key, x, n, shared_noise=False)
+    out = model.sample(params, key, n, x, shared_noise=False)
     eps = jax.random.normal(jax.random.split(key)[0], (n, N, model.latent))
     assert np.ptp(np.asarray(eps), axis=1).min() > 0
     _close(out, _np_cvae_draws(model, params, x, eps)[0], tol)
-    shared = model.sample(params, key, x, n, shared_noise=True)
+    shared = model.sample(params, key, n, x, shared_noise=True)
     assert not np.allclose(out, shared, atol=1e-3)
 
 
@@ -567,8 +569,8 @@ def test_cvae_sample_decoder_noise(shared):
   """noise=True adds eps_y Sigma_2^(1/2) to the means; eps_y is shared across x iff shared_noise."""
   model, params, x = _cvae_sample_setup("tutorial")
   key, n = jax.random.key(11), 4
-  mean = model.sample(params, key, x, n, shared_noise=shared)
-  noisy = model.sample(params, key, x, n, shared_noise=shared, noise=True)
+  mean = model.sample(params, key, n, x, shared_noise=shared)
+  noisy = model.sample(params, key, n, x, shared_noise=shared, noise=True)
   eps = jax.random.normal(jax.random.split(key)[0], (n, 1 if shared else N, model.latent))
   mu_2, log_Sigma_2 = _np_cvae_draws(model, params, x, eps)
   np.testing.assert_allclose(mean, mu_2, rtol=1e-5, atol=1e-5)
@@ -667,13 +669,13 @@ BAD_SHAPES = [
   ("vae", lambda m, p: m.decode(p, _f32(3, 1)), "z"),
   ("vae", lambda m, p: m.decode(p, _f32(3, 2, 2)), "z"),
   ("cvae_tutorial", lambda m, p: m.prior(p, _f32(3, 2)), "x"),
-  ("cvae_tutorial", lambda m, p: m.apply(p, _f32(3), _f32(3, 1), KEY), "x"),
-  ("cvae_tutorial", lambda m, p: m.encode(p, _f32(3, 1), _f32(3, 2)), "y"),
-  ("cvae_tutorial", lambda m, p: m.decode(p, _f32(3, 1), _f32(3, 3)), "z"),
-  ("cvae_tutorial", lambda m, p: m.sample(p, KEY, _f32(5, 2), 2), "x"),
-  ("cvae_standard", lambda m, p: m.encode(p, _f32(4, 1), _f32(3, 1)), "x"),
+  ("cvae_tutorial", lambda m, p: m.apply(p, _f32(3, 1), KEY, _f32(3)), "x"),
+  ("cvae_tutorial", lambda m, p: m.encode(p, _f32(3, 2), _f32(3, 1)), "y"),
+  ("cvae_tutorial", lambda m, p: m.decode(p, _f32(3, 3), _f32(3, 1)), "z"),
+  ("cvae_tutorial", lambda m, p: m.sample(p, KEY, 2, _f32(5, 2)), "x"),
+  ("cvae_standard", lambda m, p: m.encode(p, _f32(3, 1), _f32(4, 1)), "x"),
   ("cvae_standard", lambda m, p: m.decode(p, _f32(3, 2), _f32(3, 2)), "x"),
-  ("cvae_standard", lambda m, p: m.apply(p, _f32(3, 1), _f32(3), KEY), "y"),
+  ("cvae_standard", lambda m, p: m.apply(p, _f32(3), KEY, _f32(3, 1)), "y"),
 ]
 
 
@@ -707,7 +709,7 @@ def test_cvae_apply_rejects_mismatched_rows(variant):
   """apply with x of 1 row and y of N rows raises ValueError naming x (the pairs must align)."""
   model = M.cvae(variant=variant)
   with pytest.raises(ValueError, match="^x must"):
-    model.apply(_init(f"cvae_{variant}", "float32"), _f32(1, 1), _f32(N, 1), KEY)
+    model.apply(_init(f"cvae_{variant}", "float32"), _f32(N, 1), KEY, _f32(1, 1))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -725,7 +727,7 @@ def _float32_reference(model, params, args, out):
   if not isinstance(out, dict):
     return out, ref
   z = to32(out["z"])
-  dec = model.decode(p32, a32[0], z) if isinstance(model, M.CVAE) else model.decode(p32, z)
+  dec = model.decode(p32, z, a32[0]) if isinstance(model, M.CVAE) else model.decode(p32, z)
   ref = {**ref, "mu_2": dec[0], "log_Sigma_2": dec[1]}
   return ({k: v for k, v in out.items() if k != "z"}, {k: v for k, v in ref.items() if k != "z"})
 

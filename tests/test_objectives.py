@@ -271,7 +271,7 @@ def test_cvae_neg_elbo_matches_numpy(variant, beta):
     params = _random_params(model, 9)
     batch = {"x": jnp.asarray(x), "y": jnp.asarray(y)}
     both = lambda p, b, k: (objectives.neg_elbo(model, beta)(p, b, k),
-                            model.apply(p, b["x"], b["y"], k))
+                            model.apply(p, b["y"], k, b["x"]))
     (loss, terms), out = jax.jit(both)(params, batch, key)
   p = _np(params)
   mu_0, lv_0 = _np_gaussian_net(p["prior"], x, 1)

@@ -10,6 +10,7 @@ a checkpoint of another configuration or example is refused; divergence keeps th
 checkpoint and exits 1.
 """
 
+import json
 import os
 import pickle
 import signal
@@ -27,6 +28,8 @@ import pytest
 from dljax import checkpoint
 from dljax import models as M
 from dljax import objectives as O
+from dljax import run
+from dljax import sampler as S
 from dljax import train as T
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -232,7 +235,7 @@ def test_a_nan_loss_term_names_the_term_and_the_step(seed):
   first = None
   for t in range(1000):
     batch_key = jax.random.split(jax.random.fold_in(train_key, t))[0]
-    if row in np.asarray(T.minibatch_indices(batch_key, 50, batch_size)).tolist():
+    if row in np.asarray(S.minibatch_indices(batch_key, 50, batch_size)).tolist():
       first = t + 1  # steps are counted from 1
       break
   assert first is not None and first > 1
@@ -253,6 +256,75 @@ def test_an_ensemble_with_one_diverging_member_stops():
   with pytest.raises(T.DivergenceError) as info:
     T.fit(model, objective, data, steps=1000, batch_size=5, seed=[4, 6], log_every=7)
   assert singles[1] < singles[0] and info.value.step == singles[1]
+
+
+# ----------------------------------------------------------------------------------------------
+# Library: dljax.run, training in a folder of its own.
+
+
+def _run_kwargs():
+  model = M.mlp(1, (8,), 1)
+  return dict(model=model, objective=O.mse(model), data=_data(), steps=100, batch_size=5,
+              seed=[1, 2], log_every=10, checkpoint_every=20, optimizer=T.adam(1e-2, 100))
+
+
+def _same_state(a, b):
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+    assert np.asarray(x).dtype == np.asarray(y).dtype
+    assert np.asarray(x).tobytes() == np.asarray(y).tobytes()
+
+
+def test_library_run_stops_on_sigterm_then_resumes_bitwise(tmp_path):
+  """SIGTERM during chunk 3: dljax.run.fit writes that chunk's checkpoint, raises Stopped (no
+  exit) and puts the previous handler back; resume=True then ends bitwise as an uninterrupted
+  run: state, history from step 1, metrics.jsonl's steps."""
+  kw = _run_kwargs()
+  whole = run.fit(workdir=tmp_path / "whole", **kw)
+
+  def terminate_at_30(state, terms, seconds):
+    if int(np.max(np.asarray(state.step))) == 30:
+      os.kill(os.getpid(), signal.SIGTERM)
+
+  before = signal.getsignal(signal.SIGTERM)
+  with pytest.raises(run.Stopped) as stop:
+    run.fit(workdir=tmp_path / "cut", callback=terminate_at_30, **kw)
+  assert (stop.value.signum, stop.value.step) == (signal.SIGTERM, 30)
+  assert stop.value.path == run.checkpoint_path(str(tmp_path / "cut"), 30)
+  assert [s for s, _ in run.checkpoints(tmp_path / "cut")] == [30, 20]
+  assert signal.getsignal(signal.SIGTERM) is before
+  rest = run.fit(workdir=tmp_path / "cut", resume=True, **kw)
+  assert (whole.start_step, rest.start_step) == (0, 30)
+  _same_state(whole.state, rest.state)
+  assert whole.history["loss"].shape == (2, 100)
+  assert rest.history["loss"].tobytes() == whole.history["loss"].tobytes()
+  steps = lambda w: [json.loads(line)["step"] for line in open(w / "metrics.jsonl")]
+  assert steps(tmp_path / "cut") == steps(tmp_path / "whole") == list(range(10, 101, 10))
+  assert [s for s, _ in run.checkpoints(tmp_path / "cut")] == [100, 80, 60]
+
+
+def test_library_run_refuses_a_checkpoint_of_another_run(tmp_path, capsys):
+  """resume=True with another config value or another model: ResumeError naming the key and both
+  values, the folder untouched; a corrupt newest checkpoint is skipped with a warning line."""
+  kw = dict(_run_kwargs(), steps=40)
+  run.fit(workdir=tmp_path, config={"lr": 1}, **kw)
+  before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+  with pytest.raises(run.ResumeError) as info:
+    run.fit(workdir=tmp_path, resume=True, config={"lr": 2}, **kw)
+  assert (info.value.key, info.value.stored, info.value.current) == ("lr", 1, 2)
+  other = M.mlp(1, (9,), 1)
+  with pytest.raises(run.ResumeError, match="holds a model") as info:
+    run.fit(workdir=tmp_path, resume=True, config={"lr": 1},
+            **dict(kw, model=other, objective=O.mse(other)))
+  assert info.value.key == "model"
+  assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+  newest = run.checkpoints(tmp_path)[0][1]
+  with open(newest, "r+b") as f:
+    f.truncate(100)
+  capsys.readouterr()
+  resumed = run.fit(workdir=tmp_path, resume=True, config={"lr": 1}, **kw)
+  assert resumed.start_step == 20
+  warnings = capsys.readouterr().err.splitlines()
+  assert len(warnings) == 1 and warnings[0].startswith("warning:") and newest in warnings[0]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from dljax import forecast as F
 from dljax import metrics as MT
 from dljax import models as M
 from dljax import objectives as O
+from dljax import sampler as S
 from dljax import train as T
 
 BOUND, SIGMA_BOUND = M.LOG_VAR_BOUND, M.LOG_SIGMA_BOUND
@@ -129,27 +130,27 @@ def _log_variances(model, params, batch, key):
   out, raw, draws = {}, {}, {}
   if isinstance(model, M.MLP):
     out["2 log sigma"] = 2.0 * model.predict(params, batch["x"])[1]
-    H = M._tanh_hidden(params, batch["x"], len(model.hidden))
+    H = M._hidden(params, batch["x"], len(model.hidden))
     raw["log sigma"] = (M._head(params, H, "sigma") if model.heteroscedastic
                         else params["log_sigma"])
   elif isinstance(model, M.VAE):
     enc, z = model.encode(params, batch["y"]), batch["y"]
     out.update(encode=enc[1], decode=model.decode(params, z)[1])
     out.update({k: v for k, v in model.apply(params, batch["y"], key).items() if "log" in k})
-    H = M._tanh_hidden(params["encoder"], batch["y"], len(model.encoder))
+    H = M._hidden(params["encoder"], batch["y"], len(model.encoder))
     raw["encoder"] = M._head(params["encoder"], H, "log_Sigma")
     draws["sample"] = model.sample(params, key, 5, noise=True)
     draws["z"] = model.apply(params, batch["y"], key)["z"]
   else:
     x, y = batch["x"], batch["y"]
     z = jnp.zeros((x.shape[0], model.latent), x.dtype)
-    out.update(prior=model.prior(params, x)[1], encode=model.encode(params, x, y)[1],
-               decode=model.decode(params, x, z)[1])
-    out.update({k: v for k, v in model.apply(params, x, y, key).items() if "log" in k})
-    H = M._tanh_hidden(params["prior"], x, len(model.prior_net))
+    out.update(prior=model.prior(params, x)[1], encode=model.encode(params, y, x)[1],
+               decode=model.decode(params, z, x)[1])
+    out.update({k: v for k, v in model.apply(params, y, key, x).items() if "log" in k})
+    H = M._hidden(params["prior"], x, len(model.prior_net))
     raw["prior"] = M._head(params["prior"], H, "log_Sigma")
-    draws["sample"] = model.sample(params, key, x, 3, shared_noise=False, noise=True)
-    draws["z"] = model.apply(params, x, y, key)["z"]
+    draws["sample"] = model.sample(params, key, 3, x, shared_noise=False, noise=True)
+    draws["z"] = model.apply(params, y, key, x)["z"]
   loss, grads = jax.value_and_grad(lambda p: objective_for(model)(p, batch, key)[0])(params)
   return out, raw, draws, loss, grads
 
@@ -322,13 +323,13 @@ _RNN_DATA = dict(zip("xy", D.lag_windows(_SERIES, 5)))
 
 BAD = [  # (callable, keyword arguments, exception, regex naming the argument and what it got)
     # models: builders
-    (M.mlp, dict(in_dim=0), ValueError, r"^in_dim must be a positive integer, got 0$"),
-    (M.mlp, dict(hidden=(8, -3)), ValueError, r"^hidden\[1\] must be a positive integer, got -3$"),
-    (M.rnn, dict(hidden=2.5), ValueError, r"^hidden must be a positive integer, got 2\.5$"),
-    (M.lstm, dict(out_dim=True), ValueError, r"^out_dim must be a positive integer, got True$"),
+    (M.mlp, dict(in_dim=0), ValueError, r"^in_dim must be an integer >= 1, got 0$"),
+    (M.mlp, dict(hidden=(8, -3)), ValueError, r"^hidden\[1\] must be an integer >= 1, got -3$"),
+    (M.rnn, dict(hidden=2.5), ValueError, r"^hidden must be an integer >= 1, got 2\.5$"),
+    (M.lstm, dict(out_dim=True), ValueError, r"^out_dim must be an integer >= 1, got True$"),
     (M.lstm, dict(unroll=-1), ValueError,
      r"^unroll must be None, a bool or an integer >= 1, got -1$"),
-    (M.vae, dict(latent=0), ValueError, r"^latent must be a positive integer, got 0$"),
+    (M.vae, dict(latent=0), ValueError, r"^latent must be an integer >= 1, got 0$"),
     (M.cvae, dict(variant="sohn"), ValueError, r"^variant must be one of .*, got 'sohn'$"),
     # models: init, apply, predict, encode, decode, prior, sample
     (_MLP.init, dict(key=_RAW_KEY, dtype=np.int32), TypeError,
@@ -351,14 +352,14 @@ BAD = [  # (callable, keyword arguments, exception, regex naming the argument an
     (_VAE.apply, dict(params=_P[_VAE], y=np.ones((3, 2), np.float32), key=0), TypeError,
      r"^key must be a PRNG key .*, got 0$"),
     (_VAE.sample, dict(params=_P[_VAE], key=_RAW_KEY, n=0), ValueError,
-     r"^n must be a positive integer, got 0$"),
+     r"^n must be an integer >= 1, got 0$"),
     (_CVAE_T.apply, dict(params=_P[_CVAE_T], x=np.ones((1, 1), np.float32),
                          y=np.ones((6, 1), np.float32), key=_RAW_KEY), ValueError,
      r"^x must have as many rows as y, got shapes \(1, 1\) and \(6, 1\)$"),
     (_CVAE_T.prior, dict(params=_P[_CVAE_T], x=np.ones((5, 2), np.float32)), ValueError,
      r"^x must have shape \[\*, 1\], got \(5, 2\)$"),
     (_CVAE_T.sample, dict(params=_P[_CVAE_T], key=_RAW_KEY, x=np.ones((5, 1), np.float32), n=-1),
-     ValueError, r"^n must be a positive integer, got -1$"),
+     ValueError, r"^n must be an integer >= 1, got -1$"),
     # objectives
     (O.gaussian_nll, dict(model=_RNN), TypeError,
      r"^gaussian_nll needs a model of type MLP, got RNN$"),
@@ -494,9 +495,9 @@ BAD = [  # (callable, keyword arguments, exception, regex naming the argument an
      r"^decay_steps must be an integer >= 1, got 0$"),
     (T.init_state, dict(model=_MLP, seed=[0, -2], optimizer=_OPT), ValueError,
      r"^seed\[1\] must be an integer in \[0, 2147483647\], got -2$"),
-    (T.minibatch_indices, dict(key=_RAW_KEY, n=5, batch_size=6), ValueError,
+    (S.minibatch_indices, dict(key=_RAW_KEY, n=5, batch_size=6), ValueError,
      r"^batch_size must be at most n \(5\), got 6$"),
-    (T.minibatch_indices, dict(key=_RAW_KEY, n=0, batch_size=1), ValueError,
+    (S.minibatch_indices, dict(key=_RAW_KEY, n=0, batch_size=1), ValueError,
      r"^n must be an integer >= 1, got 0$"),
     # the examples' ensemble size
     (E.prepare_mlp, dict(ensemble=0), ValueError, r"^ensemble must be an integer >= 1, got 0$"),

@@ -10,6 +10,7 @@ from scipy import stats
 from dljax import data as D
 from dljax import models as M
 from dljax import objectives as O
+from dljax import sampler as S
 from dljax import train as T
 
 _SERIES = D.sine_series()[:66]
@@ -81,7 +82,7 @@ def test_draw_blocks_do_not_change_the_result(batch_size):
   state, losses = state0, []
   for t in range(40):
     batch_key, loss_key = jax.random.split(jax.random.fold_in(train_key, t))
-    idx = T.minibatch_indices(batch_key, _X.shape[0], batch_size)
+    idx = S.minibatch_indices(batch_key, _X.shape[0], batch_size)
     state, terms = T.train_step(state, {k: v[idx] for k, v in data.items()}, loss_key,
                                 objective=objective, optimizer=opt)
     losses.append(terms["loss"])
@@ -152,7 +153,7 @@ def test_public_train_step_equals_one_engine_step():
   objective = O.mse(_RNN)
   state = T.init_state(_RNN, 7, opt)
   batch_key, loss_key = jax.random.split(jax.random.fold_in(T.keys_from_seed(7)[1], 0))
-  idx = T.minibatch_indices(batch_key, _X.shape[0], 4)
+  idx = S.minibatch_indices(batch_key, _X.shape[0], 4)
   batch = {"x": jnp.asarray(_X)[idx], "y": jnp.asarray(_Y)[idx]}
   mine, terms = T.train_step(state, batch, loss_key, objective=objective, optimizer=opt)
   engine = T.fit(_RNN, objective, _RNN_DATA, steps=1, batch_size=4, seed=7, optimizer=opt)
@@ -187,7 +188,7 @@ def test_minibatches_are_uniform_subsets_without_replacement():
   """Indices are distinct and every index, and every pair, is equally likely (chi-square)."""
   n, b, draws = 6, 3, 20000
   keys = jax.random.split(jax.random.PRNGKey(0), draws)
-  idx = np.asarray(jax.vmap(lambda k: T.minibatch_indices(k, n, b))(keys))
+  idx = np.asarray(jax.vmap(lambda k: S.minibatch_indices(k, n, b))(keys))
   assert idx.shape == (draws, b) and idx.min() >= 0 and idx.max() < n
   assert all(len(set(row)) == b for row in idx)
   singles = np.bincount(idx.ravel(), minlength=n)
@@ -198,14 +199,14 @@ def test_minibatches_are_uniform_subsets_without_replacement():
   assert stats.chisquare(counts).pvalue > 1e-4
 
 
-@pytest.mark.parametrize("n, b", [(61, 1), (40, T.FLOYD_MAX_BATCH), (40, T.FLOYD_MAX_BATCH + 1),
-                                  (T.FLOYD_MAX_N, 2)])
+@pytest.mark.parametrize("n, b", [(61, 1), (40, S.FLOYD_MAX_BATCH), (40, S.FLOYD_MAX_BATCH + 1),
+                                  (S.FLOYD_MAX_N, 2)])
 def test_minibatch_indices_are_distinct_and_uniform_on_both_paths(n, b):
   """Floyd's draw (b <= 32, n <= 2^16, at both limits) and top_k's (b = 33): distinct, in range,
   and each index equally likely (chi-square; for n = 2^16, over the first 64 indices)."""
   draws = 4000
   keys = jax.random.split(jax.random.PRNGKey(1), draws)
-  idx = np.asarray(jax.jit(jax.vmap(lambda k: T.minibatch_indices(k, n, b)))(keys))
+  idx = np.asarray(jax.jit(jax.vmap(lambda k: S.minibatch_indices(k, n, b)))(keys))
   assert idx.shape == (draws, b) and idx.dtype == np.int32
   assert idx.min() >= 0 and idx.max() < n
   assert (np.diff(np.sort(idx, axis=1), axis=1) > 0).all()
@@ -222,7 +223,7 @@ def test_scaled_bits_equal_exact_integer_arithmetic():
   rng = np.random.default_rng(0)
   u = np.concatenate([rng.integers(0, 2**32, 5000, dtype=np.uint64), np.array([0, 1, 2**32 - 1, 2**31], np.uint64)])
   m = np.concatenate([rng.integers(1, 2**16 + 1, 5000, dtype=np.uint64), np.array([1, 2**16, 2**16, 7], np.uint64)])
-  got = np.asarray(T._scale_bits(jnp.asarray(u, jnp.uint32), jnp.asarray(m, jnp.uint32)))
+  got = np.asarray(S._scale_bits(jnp.asarray(u, jnp.uint32), jnp.asarray(m, jnp.uint32)))
   np.testing.assert_array_equal(got, (u * m) >> 32)
 
 

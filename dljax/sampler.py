@@ -1,0 +1,62 @@
+"""Minibatches drawn on the device: ``batch_size`` distinct row indices, a uniform random subset.
+
+Small batches use Floyd's algorithm, larger ones ``top_k`` of n uniforms; BUILD_NOTES.md
+(Decisions: the minibatch sampler) says why and what was measured.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from dljax import checks
+
+Array = jax.Array
+
+# Floyd's loop below is unrolled: its comparisons grow as batch_size^2 / 2, and its index
+# arithmetic is exact in 32 bits for n up to 2^16.
+FLOYD_MAX_BATCH = 32
+FLOYD_MAX_N = 1 << 16
+
+
+def minibatch_indices(key: Array, n: int, batch_size: int) -> Array:
+  """``batch_size`` distinct indices in [0, n), a uniformly random subset, int32 [batch_size].
+
+  For ``batch_size <= 32`` and ``n <= 65536``, Floyd's algorithm (Bentley and Floyd, 1987): for
+  j = n - b, ..., n - 1 draw t uniformly from {0, ..., j} and keep t, or j if t is already kept.
+  Every b-subset is equally likely; the order within it is not uniform, which the objectives (a
+  mean over the minibatch) do not see. Otherwise the b largest of n i.i.d. uniforms (``top_k``).
+  """
+  n, batch_size = checks.integer("n", n), checks.integer("batch_size", batch_size)
+  if batch_size > n:
+    checks.fail("batch_size", f"be at most n ({n})", batch_size)
+  if batch_size == n:
+    return jnp.arange(n, dtype=jnp.int32)
+  if batch_size <= FLOYD_MAX_BATCH and n <= FLOYD_MAX_N:
+    return _floyd(key, n, batch_size)
+  return jax.lax.top_k(jax.random.uniform(key, (n,)), batch_size)[1]
+
+
+def draws_indices(n: int, batch_size: int) -> bool:
+  """Whether a block of steps can draw its indices ahead (Floyd's few words per step): not for
+  ``top_k``, whose [block, n] uniforms would be large, nor for the whole data set."""
+  return batch_size < n and batch_size <= FLOYD_MAX_BATCH and n <= FLOYD_MAX_N
+
+
+def _scale_bits(u: Array, m: Array) -> Array:
+  """floor(u m / 2^32) for uint32 words u and 1 <= m <= 2^16, in uint32 arithmetic.
+
+  With u = hi 2^16 + lo: floor(u m / 2^32) = floor((hi m + floor(lo m / 2^16)) / 2^16), and
+  m <= 2^16 keeps hi m + floor(lo m / 2^16) below 2^32 (Lemire's multiply-shift).
+  """
+  return ((u >> 16) * m + (((u & 0xFFFF) * m) >> 16)) >> 16
+
+
+def _floyd(key: Array, n: int, b: int) -> Array:
+  j = jnp.arange(n - b, n, dtype=jnp.uint32)
+  t = _scale_bits(jax.random.bits(key, (b,), jnp.uint32), j + 1)  # uniform on {0, ..., j}
+  kept = [t[0]]
+  for i in range(1, b):
+    taken = jnp.any(jnp.stack(kept) == t[i])
+    kept.append(jnp.where(taken, j[i], t[i]))
+  return jnp.stack(kept).astype(jnp.int32)
