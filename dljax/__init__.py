@@ -1,10 +1,13 @@
 """dljax: the deep-learning tutorial's five probabilistic models in JAX, trained by fused Optax steps."""
 
-from dljax import checkpoint, data, examples, forecast, metrics, models, objectives, run, train
+from dljax import (checkpoint, data, examples, forecast, interop, metrics, models, objectives, run,
+                   train)
 from dljax.forecast import closed_loop
+from dljax.interop import linen, nnx  # Flax front-ends; flax itself is imported when first used
 from dljax.models import cvae, lstm, mlp, rnn, vae
 from dljax.train import fit, train_step
 
 __version__ = "0.1.0"
-__all__ = ["checkpoint", "closed_loop", "cvae", "data", "examples", "fit", "forecast", "lstm",
-           "metrics", "mlp", "models", "objectives", "rnn", "run", "train", "train_step", "vae"]
+__all__ = ["checkpoint", "closed_loop", "cvae", "data", "examples", "fit", "forecast", "interop",
+           "linen", "lstm", "metrics", "mlp", "models", "nnx", "objectives", "rnn", "run", "train",
+           "train_step", "vae"]

@@ -30,7 +30,7 @@ from absl import app, flags, logging
 
 from experiments import common
 
-SECTIONS = ("models", "lags", "hidden", "batch", "ensemble")
+SECTIONS = ("models", "lags", "hidden", "batch", "ensemble", "flax")
 _WORKDIR = flags.DEFINE_string("workdir", os.path.join("runs", "benchmark"), "Output folder.")
 _SECTIONS = flags.DEFINE_list("sections", list(SECTIONS), "Sections to run.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed repeats per measurement (median).")
@@ -262,8 +262,20 @@ def section_ensemble(b: Bench) -> list[dict]:
   return rows
 
 
+def section_flax(b: Bench) -> list[dict]:
+  """Each model's jitted apply, step and fused steps through dljax.linen / dljax.nnx against
+  model.apply, interleaved in one run (experiments/flax_cost.py); --tiny: two models, few calls."""
+  from experiments import flax_cost  # noqa: PLC0415 (imports flax)
+
+  problems = list(flax_cost._problems().items())
+  problems = [problems[0], problems[2]] if b.tiny else problems
+  calls = 10 if b.tiny else 200
+  return [{"model": name, **row} for name, (model, inputs) in problems
+          for row in flax_cost.interop_cost(model, inputs, max(b.repeats, 3), calls)]
+
+
 RUNNERS = {"models": section_models, "lags": section_lags, "hidden": section_hidden,
-           "batch": section_batch, "ensemble": section_ensemble}
+           "batch": section_batch, "ensemble": section_ensemble, "flax": section_flax}
 
 
 def plots(results: dict, workdir: str) -> list[str]:
@@ -333,6 +345,14 @@ def table(results: dict, header: str) -> str:
     out += [f"| {r['example']} | {r['ensemble']} | {r['devices']} | {r['steps']} | {r['wall_s']:.3f} | "
             f"{r['wall_over_one_member']:.1f}x | {r['flop_per_s'] / 1e9:.1f} | "
             f"{r['ratio_bound_at_peak']:.1f}x |" for r in results["ensemble"]]
+  if "flax" in results:
+    out += ["", "Flax front-ends against model.apply (us per call; fused: per step, 100 Adam "
+            "steps in one scan); ratio = front-end / dljax, goal within 5% (linen).", "",
+            "| model | program | dljax | linen | ratio | nnx | ratio | same HLO |",
+            "|---|---|---|---|---|---|---|---|"]
+    out += [f"| {r['model']} | {r['program']} | {r['dljax_us']:.1f} | {r['linen_us']:.1f} | "
+            f"{r['linen_ratio']:.3f} | {r['nnx_us']:.1f} | {r['nnx_ratio']:.3f} | "
+            f"{r['linen_same_hlo'] and r['nnx_same_hlo']} |" for r in results["flax"]]
   return "\n".join(out) + "\n"
 
 

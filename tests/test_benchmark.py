@@ -29,6 +29,11 @@ def test_tiny_benchmark_writes_json_table_and_plots(tmp_path):
   assert {r["ensemble"] for r in results["ensemble"]} == {1, 4}
   table = (tmp_path / "benchmark.md").read_text()
   assert "| mlp |" in table and "fraction of peak" in table
+  flax = results["flax"]  # the Flax front-ends: the same compiled programs as model.apply
+  assert {r["program"] for r in flax} == {"fwd", "step", "fused"}
+  assert all(r["linen_same_hlo"] and r["nnx_same_hlo"] for r in flax)
+  assert all(r["linen_ratio"] > 0 and r["nnx_ratio"] > 0 for r in flax)
+  assert "Flax front-ends" in table
   for name in ("scaling_lags", "scaling_hidden", "scaling_batch", "scaling_ensemble"):
     assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
