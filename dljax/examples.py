@@ -31,7 +31,6 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy import stats
 
 from dljax import checks, forecast, metrics
 from dljax import data as D
@@ -119,6 +118,8 @@ def _scores(y: np.ndarray, mu: np.ndarray, sigma: np.ndarray, ensemble: int) -> 
   if ensemble == 1:
     mu, sigma = mu[None], sigma[None]  # a mixture of one
   mean, _ = metrics.mixture_moments(mu, sigma)
+  from scipy import stats  # noqa: PLC0415 (imported when first needed, not by import dljax)
+
   members_nll = -np.mean(stats.norm.logpdf(y[None], mu, sigma))  # the members' average NLL
   cover = metrics.coverage(y, mu, sigma)
   return {"fresh_nll": float(np.mean(metrics.mixture_nll(y, mu, sigma))),

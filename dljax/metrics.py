@@ -9,11 +9,17 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy import special, stats
 
 from dljax import checks
 from dljax import models as M
 from dljax import objectives as O
+
+
+def _scipy():
+  """(scipy.special, scipy.stats), imported when first needed: scipy.stats takes ~0.3-0.7 s."""
+  from scipy import special, stats  # noqa: PLC0415
+
+  return special, stats
 
 
 def rmse(prediction: np.ndarray, target: np.ndarray) -> float:
@@ -97,6 +103,7 @@ def mixture_moments(mu: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, np.n
 def mixture_nll(y: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> np.ndarray:
   """-log (1/K) sum_k N(y | mu_k, sigma_k^2), elementwise (a log-mean-exp over members, axis 0)."""
   y, mu, sigma = _check_predictive(y, mu, sigma)
+  special, stats = _scipy()
   log_pdf = stats.norm.logpdf(y[None], mu, sigma)  # [K, ...]
   return -(special.logsumexp(log_pdf, axis=0) - np.log(mu.shape[0]))
 
@@ -104,7 +111,8 @@ def mixture_nll(y: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> np.ndarray:
 def _abs_moment(m: np.ndarray, s: np.ndarray) -> np.ndarray:
   """E|X| for X ~ N(m, s^2): 2 s phi(m / s) + m (2 Phi(m / s) - 1)."""
   z = m / s
-  return 2.0 * s * stats.norm.pdf(z) + m * (2.0 * stats.norm.cdf(z) - 1.0)
+  norm = _scipy()[1].norm
+  return 2.0 * s * norm.pdf(z) + m * (2.0 * norm.cdf(z) - 1.0)
 
 
 def mixture_crps(y: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> np.ndarray:
@@ -131,7 +139,7 @@ def mixture_quantile(q: float, mu: np.ndarray, sigma: np.ndarray, iters: int = 1
   hi = (mu + 10 * sigma).max(0)
   for _ in range(iters):
     mid = 0.5 * (lo + hi)
-    below = stats.norm.cdf(mid[None], mu, sigma).mean(0) < q
+    below = _scipy()[1].norm.cdf(mid[None], mu, sigma).mean(0) < q
     lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
   return 0.5 * (lo + hi)
 
