@@ -30,7 +30,7 @@ from absl import app, flags, logging
 
 from experiments import common
 
-SECTIONS = ("models", "lags", "hidden", "batch", "ensemble", "flax")
+SECTIONS = ("models", "lags", "hidden", "batch", "ensemble", "flax", "baseline")
 _WORKDIR = flags.DEFINE_string("workdir", os.path.join("runs", "benchmark"), "Output folder.")
 _SECTIONS = flags.DEFINE_list("sections", list(SECTIONS), "Sections to run.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed repeats per measurement (median).")
@@ -274,8 +274,22 @@ def section_flax(b: Bench) -> list[dict]:
           for row in flax_cost.interop_cost(model, inputs, max(b.repeats, 3), calls)]
 
 
+def section_baseline(b: Bench) -> list[dict]:
+  """fit against the fused loop a user writes by hand (experiments/baseline.py), K = 1 and 64."""
+  from experiments import baseline  # noqa: PLC0415
+
+  # steps: about 0.2-1 s of training per call at K = 64, so that fit's fixed cost per call
+  # (checks, initial state, copies) is a small part of it, as in real runs
+  k64 = {"mlp": 1000, "rnn": 5000, "lstm": 2000, "vae": 100, "cvae": 500}
+  runs = [(name, k, 20) for name in ("mlp", "lstm") for k in (1, 4)] if b.tiny else [
+      (name, k, n) for name in EXAMPLES for k, n in ((1, 5000), (64, k64[name]))]
+  return [{"example": name, **baseline.against_fit(b.prepare(name, ensemble=k), k, n,
+                                                   max(b.repeats, 3))} for name, k, n in runs]
+
+
 RUNNERS = {"models": section_models, "lags": section_lags, "hidden": section_hidden,
-           "batch": section_batch, "ensemble": section_ensemble, "flax": section_flax}
+           "batch": section_batch, "ensemble": section_ensemble, "flax": section_flax,
+           "baseline": section_baseline}
 
 
 def plots(results: dict, workdir: str) -> list[str]:
@@ -314,6 +328,28 @@ def plots(results: dict, workdir: str) -> list[str]:
   return made
 
 
+def _front_end_tables(results: dict) -> list[str]:
+  """The baseline and flax sections' tables."""
+  out = []
+  if "baseline" in results:
+    out += ["", "fit against a hand-written fused loop (jit of a lax.scan of optax.adam steps, "
+            "randint minibatches, vmap over seeds), one device, interleaved in one run.", "",
+            "| example | K | fit steps/s | hand-written steps/s | fit / hand-written |",
+            "|---|---|---|---|---|"]
+    out += [f"| {r['example']} | {r['members']} | {r['fit_steps_per_s']:,.0f} | "
+            f"{r['baseline_steps_per_s']:,.0f} | {r['fit_over_baseline']:.2f}x |"
+            for r in results["baseline"]]
+  if "flax" in results:
+    out += ["", "Flax front-ends against model.apply (us per call; fused: per step, 100 Adam "
+            "steps in one scan); ratio = front-end / dljax, goal within 5% (linen).", "",
+            "| model | program | dljax | linen | ratio | nnx | ratio | same HLO |",
+            "|---|---|---|---|---|---|---|---|"]
+    out += [f"| {r['model']} | {r['program']} | {r['dljax_us']:.1f} | {r['linen_us']:.1f} | "
+            f"{r['linen_ratio']:.3f} | {r['nnx_us']:.1f} | {r['nnx_ratio']:.3f} | "
+            f"{r['linen_same_hlo'] and r['nnx_same_hlo']} |" for r in results["flax"]]
+  return out
+
+
 def table(results: dict, header: str) -> str:
   out = [header]
   if "models" in results:
@@ -345,14 +381,7 @@ def table(results: dict, header: str) -> str:
     out += [f"| {r['example']} | {r['ensemble']} | {r['devices']} | {r['steps']} | {r['wall_s']:.3f} | "
             f"{r['wall_over_one_member']:.1f}x | {r['flop_per_s'] / 1e9:.1f} | "
             f"{r['ratio_bound_at_peak']:.1f}x |" for r in results["ensemble"]]
-  if "flax" in results:
-    out += ["", "Flax front-ends against model.apply (us per call; fused: per step, 100 Adam "
-            "steps in one scan); ratio = front-end / dljax, goal within 5% (linen).", "",
-            "| model | program | dljax | linen | ratio | nnx | ratio | same HLO |",
-            "|---|---|---|---|---|---|---|---|"]
-    out += [f"| {r['model']} | {r['program']} | {r['dljax_us']:.1f} | {r['linen_us']:.1f} | "
-            f"{r['linen_ratio']:.3f} | {r['nnx_us']:.1f} | {r['nnx_ratio']:.3f} | "
-            f"{r['linen_same_hlo'] and r['nnx_same_hlo']} |" for r in results["flax"]]
+  out += _front_end_tables(results)
   return "\n".join(out) + "\n"
 
 
