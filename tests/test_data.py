@@ -1,4 +1,4 @@
-"""dljax.data: the four data sets of SETTINGS.md; lag windows, split, standardiser."""
+"""dljax.data: the four data sets of docs/settings.md; lag windows, split, standardiser."""
 
 import hypothesis
 import hypothesis.strategies as st

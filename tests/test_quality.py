@@ -1,4 +1,4 @@
-"""Quality at the tutorial's settings (SETTINGS.md): each example, seed 0, against its threshold.
+"""Quality at the tutorial's settings (docs/settings.md): each example, seed 0, against its threshold.
 
 Thresholds and why (see BUILD_NOTES.md):
 - network: RMSE of the predictive mean to the noise-free function <= 0.1 (a tenth of the
