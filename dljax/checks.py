@@ -266,18 +266,36 @@ def _batch_against_objective(model: Any, objective: Any, arrays: Mapping[str, np
            f"shape {getattr(term, 'shape', type(term).__name__)}")
 
 
+def member_arrays(data: Any, members: list[int], ensemble: bool) -> dict[str, np.ndarray]:
+  """``data_arrays`` with a leading member axis: arrays [K, N, ...] of one K and one N."""
+  if not ensemble:
+    fail("member_data", "come with an ensemble (seed a sequence of K seeds)", "a single seed")
+  arrays = data_arrays(data)
+  K = len(members)
+  for name, a in arrays.items():
+    if a.ndim < 2 or a.shape[0] != K or a.shape[1] != next(iter(arrays.values())).shape[1]:
+      fail(f"data[{name!r}]", f"have shape [K = {K}, N, ...] with one N (member_data)",
+           f"shape {a.shape}")
+  return arrays
+
+
 def fit_arguments(model: Any, objective: Any, data: Mapping[str, Any], *, steps: int,
                   batch_size: int, seed: Any = 0, log_every: int = 1000,
-                  dtype: Any = np.float32) -> dict[str, Any]:
+                  dtype: Any = np.float32, member_data: bool = False) -> dict[str, Any]:
   """Checks the arguments of ``train.fit``, the data's shapes against the objective included;
-  returns the data as device arrays of ``dtype``. Nothing is compiled."""
+  returns the data as device arrays of ``dtype``. Nothing is compiled. With ``member_data`` the
+  arrays are [K, N, ...], one member's data each (the checks see member 0's rows)."""
   import jax  # noqa: PLC0415
 
   integer("steps", steps)
   integer("log_every", log_every)
-  seeds(seed)
-  arrays = data_arrays(data)
-  n = next(iter(arrays.values())).shape[0]
+  if member_data:
+    arrays = member_arrays(data, *seeds(seed))
+    rows = {name: a[0] for name, a in arrays.items()}
+  else:
+    seeds(seed)
+    arrays = rows = data_arrays(data)
+  n = next(iter(rows.values())).shape[0]
   batch_size = integer("batch_size", batch_size)
   if batch_size > n:
     fail("batch_size", f"be at most the number of data rows ({n})", batch_size)
@@ -290,7 +308,7 @@ def fit_arguments(model: Any, objective: Any, data: Mapping[str, Any], *, steps:
     fail("objective", "be built for the model trained",
          f"an objective of {own!r} and model {model!r}")
   dtype = jax.dtypes.canonicalize_dtype(float_dtype("dtype", dtype))  # float64: x64 only
-  _batch_against_objective(model, objective, arrays, batch_size, dtype)
+  _batch_against_objective(model, objective, rows, batch_size, dtype)
   # Converted on the host and copied: jnp.asarray(a, dtype) would compile a program per shape.
   return {name: jax.device_put(np.asarray(a, dtype)) for name, a in arrays.items()}
 

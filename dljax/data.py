@@ -11,6 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from dljax import checks
+from dljax.files import Columns, Table, load_columns, read_table  # noqa: F401 (the user's files)
 
 
 class Regression(NamedTuple):
@@ -20,6 +21,18 @@ class Regression(NamedTuple):
   y: np.ndarray  # [N, R]
   x_test: np.ndarray  # [N_test, P]
   y_test: np.ndarray  # [N_test, R], the noise-free function
+
+
+def _float32(name: str, value: float, x, y, x_test, y_test) -> Regression:
+  """The arrays as float32; ArgumentError naming ``name`` (the value that scales y) when float32
+  cannot hold y or its mean and variance (a standardiser's statistics would overflow)."""
+  with np.errstate(over="ignore", invalid="ignore"):
+    x, y, x_test, y_test = (a.astype(np.float32) for a in (x, y, x_test, y_test))
+    finite = np.all(np.isfinite(y)) and np.all(np.isfinite([y.mean(axis=0), y.std(axis=0)]))
+  if not finite:
+    checks.fail(name, "be small enough that the float32 data and their variance are finite",
+                repr(value))
+  return Regression(x, y, x_test, y_test)
 
 
 def _latin_hypercube(n: int, seed: int) -> np.ndarray:
@@ -43,7 +56,7 @@ def sine_wiggle(seed: int = 0, n: int = 100, noise: float = 0.1, n_test: int = 1
   x = _latin_hypercube(n, seed)
   eps = np.random.default_rng([seed, 1]).standard_normal((n, 1))
   x_test = np.linspace(0.0, 1.0, n_test)[:, None]
-  return Regression(*(a.astype(np.float32) for a in (x, f(x) + noise * eps, x_test, f(x_test))))
+  return _float32("noise", noise, x, f(x) + noise * eps, x_test, f(x_test))
 
 
 CUBIC_TRAIN_RANGE = (-4.0, 4.0)  # the Deep Ensembles toy's training inputs, x ~ U[-4, 4]
@@ -67,8 +80,7 @@ def cubic(seed: int = 0, n: int = 20, noise: float = 3.0, n_test: int = 1000) ->
   x = np.random.default_rng(seed).uniform(*CUBIC_TRAIN_RANGE, (n, 1))
   eps = np.random.default_rng([seed, 1]).standard_normal((n, 1))
   x_test = np.linspace(*CUBIC_TEST_RANGE, n_test)[:, None]
-  arrays = (x, cube(x) + noise * eps, x_test, cube(x_test))
-  return Regression(*(a.astype(np.float32) for a in arrays))
+  return _float32("noise", noise, x, cube(x) + noise * eps, x_test, cube(x_test))
 
 
 def step_function(seed: int = 0, n: int = 100, noise: float = 0.1, n_test: int = 400) -> Regression:
@@ -80,7 +92,7 @@ def step_function(seed: int = 0, n: int = 100, noise: float = 0.1, n_test: int =
   x = _latin_hypercube(n, seed)
   eps = np.random.default_rng([seed, 1]).standard_normal((n, 1))
   x_test = np.linspace(0.0, 1.0, n_test)[:, None]
-  return Regression(*(a.astype(np.float32) for a in (x, f(x) + noise * eps, x_test, f(x_test))))
+  return _float32("noise", noise, x, f(x) + noise * eps, x_test, f(x_test))
 
 
 def noisy_ring(seed: int = 0, n: int = 1000) -> np.ndarray:
@@ -110,10 +122,14 @@ class Standardiser(NamedTuple):
     if v.ndim != 2 or v.shape[0] < 2 or v.shape[1] < 1:
       checks.fail("v", "have shape [N >= 2, P >= 1]", v.shape)
     checks.finite_floats("v", v)
-    std = v.std(axis=0, keepdims=True)
+    with np.errstate(over="ignore", invalid="ignore"):
+      mean, std = v.mean(axis=0, keepdims=True), v.std(axis=0, keepdims=True)
+    if not np.all(np.isfinite(mean)) or not np.all(np.isfinite(std)):
+      checks.fail("v", f"have a mean and standard deviation that {v.dtype} can hold (its "
+                  "arithmetic overflows)", f"mean {mean.ravel()}, std {std.ravel()}")
     if not np.all(std > 0):
       checks.fail("v", "vary in every feature to be standardised", f"std {std.ravel()}")
-    return cls(v.mean(axis=0, keepdims=True), std)
+    return cls(mean, std)
 
   def _check_features(self, name: str, v) -> None:
     """v [..., P] (or a scalar): the features on the last axis, as fitted."""

@@ -99,9 +99,9 @@ def eval_key(seed: int) -> jax.Array:
   return jax.random.fold_in(jax.random.PRNGKey(seed), 0x5EED)
 
 
-def _check_range(name: str, value: Any, interval: tuple[float, float] = (0.0, 1.0)
-                 ) -> tuple[float, float]:
-  """(low, high), finite, low < high, overlapping ``interval`` (the training inputs' interval)."""
+def _check_range(name: str, value: Any, interval: tuple[float, float] = (0.0, 1.0),
+                 n: int = 1000) -> tuple[float, float]:
+  """(low, high), finite, with some of its ``n`` grid points inside the training ``interval``."""
   try:
     lo, hi = (float(v) for v in value)
   except (TypeError, ValueError):
@@ -110,6 +110,9 @@ def _check_range(name: str, value: Any, interval: tuple[float, float] = (0.0, 1.
   if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi and lo <= b and hi >= a):
     checks.fail(name, f"be finite with low < high, overlapping the training inputs' [{a:g}, "
                 f"{b:g}]", repr(value))
+  if min(hi, b) - max(lo, a) < (hi - lo) / (n - 1):  # the RMSE is taken over those inputs
+    checks.fail(name, f"put some of its {n} evenly spaced test inputs inside the training "
+                f"inputs' [{a:g}, {b:g}]", repr(value))
   return lo, hi
 
 

@@ -166,26 +166,33 @@ class Adversarial:
   the paper's sum (so epsilon = 0 gives 2 l). ``l`` is the wrapped objective, a minibatch mean
   of per-example terms: the sign of its x-gradient is each example's own direction. The
   direction is held constant (``stop_gradient``) when differentiating in the parameters.
-  ``epsilon`` is in the units of ``batch["x"]``. Terms: the wrapped objective's, and the same
-  with an ``adversarial_`` prefix at x'.
+  ``epsilon`` is in the units of ``batch["x"]``; with ``scale``, the name of a batch array of x's
+  shape, the step is ``epsilon batch[scale]`` per example and input (e.g. epsilon 0.01 of each
+  input's range). Terms: the wrapped objective's, and the same with an ``adversarial_`` prefix
+  at x'.
   """
 
   objective: GaussianNLL | MeanSquaredError
   epsilon: float
+  scale: str | None = None
 
   @property
   def model(self) -> Any:
     return self.objective.model
 
   def batch_shapes(self) -> dict[str, tuple[int | None, ...]] | None:
-    """The wrapped objective's batch (x' has the shape of x)."""
+    """The wrapped objective's batch (x' has the shape of x), and ``scale`` of x's shape."""
     declared = getattr(self.objective, "batch_shapes", None)
-    return declared() if callable(declared) else None
+    shapes = declared() if callable(declared) else None
+    if shapes is None or self.scale is None:
+      return shapes
+    return {**shapes, self.scale: shapes["x"]}
 
   def __call__(self, params: M.Params, batch: Batch, key: Array | None = None):
     at = lambda x: self.objective(params, {**batch, "x": x}, key)
     (loss, terms), grad_x = jax.value_and_grad(at, has_aux=True)(batch["x"])
-    x_adv = batch["x"] + self.epsilon * jnp.sign(jax.lax.stop_gradient(grad_x))
+    epsilon = self.epsilon if self.scale is None else self.epsilon * batch[self.scale]
+    x_adv = batch["x"] + epsilon * jnp.sign(jax.lax.stop_gradient(grad_x))
     loss_adv, terms_adv = at(x_adv)
     return loss + loss_adv, {**terms, **{f"adversarial_{k}": v for k, v in terms_adv.items()}}
 
@@ -215,10 +222,14 @@ def neg_elbo(model: M.VAE | M.CVAE, beta: float = 1.0) -> NegELBO:
   return NegELBO(model, checks.non_negative("beta", beta))
 
 
-def adversarial(objective: GaussianNLL | MeanSquaredError, epsilon: float) -> Adversarial:
+def adversarial(objective: GaussianNLL | MeanSquaredError, epsilon: float,
+                scale: str | None = None) -> Adversarial:
   """``objective`` trained adversarially: l(x) + l(x + epsilon sign(grad_x l(x))) (see
-  ``Adversarial``); ``epsilon`` >= 0 in the units of the inputs the model sees."""
+  ``Adversarial``); ``epsilon`` >= 0 in the units of the inputs the model sees, times the batch
+  array named ``scale`` (per example and input) if given."""
   if not isinstance(objective, (GaussianNLL, MeanSquaredError)):
     raise checks.ArgumentTypeError("objective", "adversarial needs a GaussianNLL or "
                                    f"MeanSquaredError objective, got {type(objective).__name__}")
-  return Adversarial(objective, checks.non_negative("epsilon", epsilon))
+  if scale is not None and (not isinstance(scale, str) or scale in ("x", "y")):
+    checks.fail("scale", "be the name of a batch array other than x and y", repr(scale))
+  return Adversarial(objective, checks.non_negative("epsilon", epsilon), scale)

@@ -9,8 +9,14 @@ run needs, for the launchers and for any caller:
 - ``resume=True`` continues from the newest good checkpoint (a corrupt one is skipped with a
   warning, one of another run is refused with ``ResumeError``) and ends bitwise where an
   uninterrupted run ends;
-- SIGINT or SIGTERM: the checkpoint of the last completed chunk, then ``Stopped``;
-- ``workdir/metrics.jsonl``: a line per chunk (step, steps/s, the chunk's mean of each loss term).
+- SIGINT or SIGTERM: the checkpoint of the last completed chunk, then ``Stopped``, within
+  seconds even during a compilation (``dljax.stop.StopSignals``); a chunk predicted to take
+  more than ``CHUNK_MAX_S`` seconds is split into shorter ones (a divisor of ``log_every``
+  steps; results do not depend on the chunking);
+- ``workdir/metrics.jsonl``: a line per ``log_every`` steps (step, steps/s, their mean of each
+  loss term);
+- ``workdir/run.lock`` while it runs (``dljax.resources.WorkdirLock``): a second run on the
+  workdir is refused with ``resources.WorkdirBusy``.
 
 With several processes (``jax.process_count() > 1``) they agree on the step to resume from and
 on when to stop, and process 0 writes the files.
@@ -23,32 +29,32 @@ import functools
 import json
 import logging
 import os
-import signal
 import sys
-import threading
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dljax import checkpoint, checks
+from dljax import checkpoint, checks, resources
 from dljax import train as T
+from dljax.stop import StopSignals, Stopped, from_every_process, writing  # noqa: F401
 
 CHECKPOINT_DIR = "checkpoints"
 METRICS = "metrics.jsonl"
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# A chunk predicted to run longer than CHUNK_MAX_S (its compilation not counted) makes the run
+# go on in chunks of the largest divisor of the chunk's length that take at most CHUNK_TARGET_S.
+CHUNK_MAX_S, CHUNK_TARGET_S = 1.0, 0.5
 
 log = logging.getLogger(__name__)
 
 
-class Stopped(Exception):
-  """SIGINT or SIGTERM stopped the run after ``step``; that step's checkpoint is ``path``."""
+class _Shorter(Exception):
+  """Raised by the callback: continue in chunks of ``length`` steps."""
 
-  def __init__(self, signum: int, step: int, path: str):
-    super().__init__(f"stopped by {signal.Signals(signum).name} after step {step}; checkpoint "
-                     f"written to {path}")
-    self.signum, self.step, self.path = signum, step, path
+  def __init__(self, length: int):
+    super().__init__(length)
+    self.length = length
 
 
 class ResumeError(ValueError):
@@ -87,16 +93,19 @@ def checkpoints(workdir: str) -> list[tuple[int, str]]:
 
 
 def fit(model: Any, objective: Any, data: Any, workdir: str, **kwargs: Any) -> Result:
-  """``Run(model, objective, data, workdir, **kwargs).fit()``: ``dljax.fit``'s arguments plus
-  ``Run``'s (``resume``, ``checkpoint_every``, ...)."""
-  return Run(model, objective, data, workdir, **kwargs).fit()
+  """``Run(model, objective, data, workdir, **kwargs).fit()``, the workdir released at the end:
+  ``dljax.fit``'s arguments plus ``Run``'s (``resume``, ``checkpoint_every``, ...)."""
+  with Run(model, objective, data, workdir, **kwargs) as started:
+    return started.fit()
 
 
 class Run:
   """One ``dljax.fit`` call that owns ``workdir`` (see the module's docstring).
 
   ``fit_kwargs`` are ``dljax.fit``'s (``steps`` is the total, resumed steps included; a
-  ``callback`` is called after this run's own work on each chunk).
+  ``callback`` is called after this run's own work on each ``log_every`` steps). ``start``
+  takes the workdir's lock; ``close`` (or the end of a ``with`` block, or of the process)
+  releases it.
 
   Args:
     resume: continue from the newest good checkpoint in workdir (from step 0 when there is
@@ -129,30 +138,66 @@ class Run:
     self.config, self.arrays = dict(config or {}), dict(arrays or {})
     self.meta = dict(meta or {}, config=self.config, ensemble=len(members), devices=n_devices)
     self.writer = jax.process_index() == 0  # with several processes, the first writes the files
-    self.state, self.chunks = None, []
-    self.start_step = self.saved_step = None
+    self.log_every = self.length = checks.integer("log_every", fit_kwargs.get("log_every", 1000))
+    self.state, self.chunks, self.pending, self.timed = None, [], [], []
+    self.start_step = self.saved_step = self.step = self.lock = None
+    self.line_start, self.line_seconds, self.compiled = 0, 0.0, COMPILE_SECONDS.seconds
     self.resumed = False
+
+  def __enter__(self) -> Run:
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    self.close()
+
+  def close(self) -> None:
+    """Releases the workdir (its lock file removed)."""
+    signals = StopSignals.current()
+    if signals is not None and signals.run is self:
+      signals.run = None
+    if self.lock is not None:
+      self.lock.release()
 
   def start(self) -> int:
     """The step to start from (with ``resume``, the newest good checkpoint's; else 0), agreed by
     every process, then the workdir tidied: the temporaries of a killed write removed and, for a
-    fresh start, an earlier run's checkpoints. Raises ResumeError with nothing touched."""
+    fresh start, an earlier run's checkpoints. Process 0 first takes the workdir's lock.
+
+    Raises:
+      ResumeError: with nothing touched.
+      dljax.resources.WorkdirBusy: another run holds the workdir.
+    """
     if self.start_step is not None:
       return self.start_step
+    if self.writer:
+      self.lock = resources.WorkdirLock(self.workdir)
+    try:
+      return self._start()
+    except BaseException:
+      self.close()
+      raise
+
+  def _start(self) -> int:
     found = self._newest_good() if self.resume else None
     step = 0 if found is None else int(np.max(np.asarray(found[0].step)))
     if jax.process_count() > 1:
-      steps = np.asarray(_from_every_process(np.int64(step)))
+      steps = np.asarray(from_every_process(np.int64(step)))
       if np.any(steps != step):
         raise ResumeError(f"the processes found checkpoints at different steps {steps.tolist()}; "
                           "with several processes the workdir must be one folder that all of "
                           "them can read", None, "step", steps.tolist(), step)
     if found is not None:
-      self.state, self.chunks = found[0], [found[1]]
-    self.start_step = self.saved_step = step
+      self.state, history, length = found
+      cut = step - step % self.log_every  # steps after it belong to the next metrics line
+      self.chunks = [{k: v[..., :cut] for k, v in history.items()}]
+      self.pending = [{k: v[..., cut:] for k, v in history.items()}] if step > cut else []
+      if length and self.log_every % length == 0:  # the chunks it had found short enough
+        self.length = length
+    self.start_step = self.saved_step = self.step = step
     self.resumed = found is not None
     if self.writer:
-      self._tidy()
+      with writing():
+        self._tidy()
     return step
 
   def fit(self) -> Result:
@@ -163,19 +208,27 @@ class Run:
       dljax.train.DivergenceError: the checkpoints, all finite, are left as they were.
     """
     start = self.start()
-    fitted = None
-    with self._metrics_file() as lines, _StopSignals() as signals:
-      if start < self.steps:
-        kwargs = dict(self.fit_kwargs, steps=self.steps - start, state=self.state,
-                      callback=functools.partial(self._after_chunk, lines, signals))
-        fitted = T.fit(self.model, self.objective, self.data, **kwargs)
-    if fitted is not None:
-      self.state = fitted.state
-    return Result(self.state, self.history(), {} if fitted is None else fitted.timings, start)
+    signals = StopSignals.current() or StopSignals()
+    with signals:
+      signals.run = self
+      signals.check()
+      with signals.lock:
+        lines = self._metrics_file()
+      with lines:
+        self.compiled = COMPILE_SECONDS.seconds
+        while self.step < self.steps:
+          kwargs = dict(self.fit_kwargs, steps=self.steps - self.step, state=self.state,
+                        log_every=self.length,
+                        callback=functools.partial(self._after_chunk, lines, signals))
+          try:
+            T.fit(self.model, self.objective, self.data, **kwargs)
+          except _Shorter as shorter:
+            self.length = shorter.length
+    return Result(self.state, self.history(), _timings(self.timed), start)
 
   def history(self) -> dict[str, np.ndarray]:
     """The per-step loss terms so far, from step 1."""
-    chunks = [c for c in self.chunks if c]
+    chunks = [c for c in [*self.chunks, *self.pending] if c and c["loss"].shape[-1]]
     return {k: np.concatenate([c[k] for c in chunks], axis=-1) for k in chunks[0]} if chunks else {}
 
   def save(self, path: str, state: T.TrainState) -> None:
@@ -184,23 +237,66 @@ class Run:
     arrays = dict(self.arrays, train=checkpoint.train_arrays(state.step, state.opt_state,
                                                              self.history()))
     checkpoint.save(path, self.model, state.params, arrays,
-                    dict(self.meta, step=int(np.max(np.asarray(state.step)))))
+                    dict(self.meta, step=int(np.max(np.asarray(state.step))),
+                         chunk_length=self.length))
 
-  def _after_chunk(self, lines, signals: _StopSignals, state, terms, seconds) -> None:
-    """fit's callback: the metrics line, the checkpoint when due, the stop after a signal."""
-    step = int(np.max(np.asarray(state.step)))
-    self.chunks.append(terms)
-    if self.callback is not None:
-      self.callback(state, terms, seconds)
-    signum = signals.agreed()
+  def stopped(self, signum: int) -> Stopped:
+    """The ``Stopped`` of a stop now: the newest checkpoint's step and path."""
+    kept = checkpoints(self.workdir)
+    return Stopped(signum, *(kept[0] if kept else (None, None)))
+
+  def stop_now(self, signum: int, save: bool = True) -> Stopped:
+    """The watcher's stop: the last completed chunk's checkpoint (with ``save``: under
+    ``StopSignals.lock``), and no temporaries of a write cut short."""
+    if self.writer and save and self.state is not None and self.step > self.saved_step:
+      self._rotate(self.step, self.state)
     if self.writer:
-      _write_line(lines, step, terms, seconds)
+      for directory in (self.workdir, os.path.join(self.workdir, CHECKPOINT_DIR)):
+        checkpoint.remove_temporaries(directory)
+    return self.stopped(signum)
+
+  def _after_chunk(self, lines, signals: StopSignals, state, terms, seconds) -> None:
+    """fit's callback after each chunk: at each multiple of log_every (and the end) the metrics
+    line, the checkpoint when due and the caller's callback; then the stop after a signal, or
+    shorter chunks when this one took too long."""
+    step, n = int(np.max(np.asarray(state.step))), terms["loss"].shape[-1]
+    compiling, self.compiled = COMPILE_SECONDS.seconds - self.compiled, COMPILE_SECONDS.seconds
+    with signals.lock:
+      self.state, self.step = state, step
+      self.pending.append(terms)
+      self.timed.append((n, seconds))
+      done = step % self.log_every == 0 or step == self.steps
+      if done:
+        terms = self._end_of_line(lines, step, state)
+    if done and self.callback is not None:
+      self.callback(state, terms, self.line_seconds)
+    signum = signals.agreed()
+    if signum:
+      with signals.lock:
+        raise self.stop_now(signum)
+    if step < self.steps and jax.process_count() == 1:
+      self._shorten(n, seconds - compiling)
+
+  def _end_of_line(self, lines, step: int, state) -> dict[str, np.ndarray]:
+    """The pending chunks as one (their terms returned): the metrics line and the checkpoint."""
+    terms = {k: np.concatenate([p[k] for p in self.pending], axis=-1) for k in self.pending[0]}
+    self.chunks.append(terms)
+    timed_steps, self.line_seconds = map(sum, zip(*self.timed[self.line_start:]))
+    self.pending, self.line_start = [], len(self.timed)
+    if self.writer:
+      _write_line(lines, step, terms, timed_steps, self.line_seconds)
       every = self.checkpoint_every
       due = every and step // every > self.saved_step // every
-      if due or step == self.steps or signum:
+      if due or step == self.steps:
         self._rotate(step, state)
-    if signum:
-      raise Stopped(signum, step, checkpoint_path(self.workdir, step))
+    return terms
+
+  def _shorten(self, n: int, seconds: float) -> None:
+    """_Shorter when a chunk of ``length`` steps would take over CHUNK_MAX_S at this pace."""
+    step_s = max(seconds, 0.0) / n
+    if self.length > 1 and step_s * self.length > CHUNK_MAX_S:
+      most = min(int(CHUNK_TARGET_S / step_s), self.length - 1, 10**6)
+      raise _Shorter(next((d for d in range(most, 1, -1) if self.length % d == 0), 1))
 
   def _rotate(self, step: int, state: T.TrainState) -> None:
     self.save(checkpoint_path(self.workdir, step), state)
@@ -208,8 +304,9 @@ class Run:
     for _, old in checkpoints(self.workdir)[self.keep_checkpoints:]:
       os.unlink(old)
 
-  def _newest_good(self) -> tuple[T.TrainState, dict[str, np.ndarray]] | None:
-    """(state, history) of the newest checkpoint that loads, or None (none: from step 0)."""
+  def _newest_good(self) -> tuple[T.TrainState, dict[str, np.ndarray], int | None] | None:
+    """(state, history, chunk length) of the newest checkpoint that loads, or None (none: from
+    step 0)."""
     for _, path in checkpoints(self.workdir):
       try:
         model, params, arrays, meta = checkpoint.load(path)
@@ -223,7 +320,8 @@ class Run:
       opt_state = checkpoint.restore_opt_state(self.fit_kwargs["optimizer"], params,
                                                train["opt_state"])
       state = T.TrainState(jnp.asarray(train["step"], jnp.int32), params, opt_state)
-      return state, {k: np.asarray(v) for k, v in train["history"].items()}
+      history = {k: np.asarray(v) for k, v in train["history"].items()}
+      return state, history, meta.get("chunk_length")
     log.info("no checkpoint to resume from in %s: starting from step 0", self.workdir)
     return None
 
@@ -269,48 +367,58 @@ class Run:
           if record.get("step", self.start_step + 1) > self.start_step:
             break
           kept.append(line if line.endswith("\n") else line + "\n")
-    with open(path, "w") as f:
-      f.writelines(kept)
+    checkpoint.write_atomically(path, lambda tmp: _write_lines(tmp, kept))
     return open(path, "a")
 
 
-def _write_line(lines, step: int, terms: dict[str, np.ndarray], seconds: float) -> None:
-  steps = terms["loss"].shape[-1]
+def _write_lines(path: str, lines: list[str]) -> None:
+  with open(path, "w") as f:
+    f.writelines(lines)
+
+
+def _write_line(lines, step: int, terms: dict[str, np.ndarray], steps: int,
+                seconds: float) -> None:
+  """The line of the steps ending at ``step``: ``steps`` of them timed in ``seconds``."""
   line = {"step": step, "steps_per_s": steps / seconds}
-  line.update({k: float(np.mean(v[..., -steps:])) for k, v in terms.items()})
+  line.update({k: _mean(v) for k, v in terms.items()})
   lines.write(json.dumps(line) + "\n")
   lines.flush()
 
 
-def _from_every_process(value: np.ndarray) -> np.ndarray:
-  """The value of every process (a collective: every process must call it), flattened."""
-  from jax.experimental import multihost_utils  # noqa: PLC0415
+def _mean(v: np.ndarray) -> float:
+  """The mean; in float64 when a float32 sum of finite values overflows."""
+  with np.errstate(over="ignore"):
+    mean = np.mean(v)
+  return float(mean if np.isfinite(mean) or not np.all(np.isfinite(v)) else
+               np.mean(v, dtype=np.float64))
 
-  return np.asarray(multihost_utils.process_allgather(value)).ravel()
+
+class _CompileSeconds:
+  """``seconds``: JAX's tracing, lowering, compilation and compilation-cache reads so far."""
+
+  EVENTS = ("/jax/core/compile/jaxpr_trace_duration",
+            "/jax/core/compile/jaxpr_to_mlir_module_duration",
+            "/jax/core/compile/backend_compile_duration",
+            "/jax/compilation_cache/cache_retrieval_time_sec")
+
+  def __init__(self):
+    self.seconds = 0.0
+    jax.monitoring.register_event_duration_secs_listener(self._listen)
+
+  def _listen(self, event: str, duration: float, **kwargs) -> None:
+    if event in self.EVENTS:
+      self.seconds += duration
 
 
-class _StopSignals:
-  """While entered, SIGINT and SIGTERM only note the first signal (in the main thread; other
-  threads cannot set handlers). ``agreed`` is the signal, after any process got one."""
+COMPILE_SECONDS = _CompileSeconds()
 
-  def __enter__(self) -> _StopSignals:
-    self.signum, self.previous = 0, {}
-    if threading.current_thread() is threading.main_thread():
-      self.previous = {sig: signal.signal(sig, self._note) for sig in STOP_SIGNALS}
-    return self
 
-  def __exit__(self, *exc_info) -> None:
-    for sig, handler in self.previous.items():
-      signal.signal(sig, handler)
-
-  def _note(self, signum, frame) -> None:
-    self.signum = self.signum or signum
-
-  def agreed(self) -> int:
-    """The signal to stop at (0: none); a collective with several processes, so that a signal to
-    any of them stops them all after the same chunk."""
-    if jax.process_count() > 1:
-      signums = _from_every_process(np.int32(self.signum))
-      if np.any(signums) and not self.signum:
-        self.signum = int(np.max(signums))
-    return self.signum
+def _timings(timed: list[tuple[int, float]]) -> dict[str, float]:
+  """fit's timings of (steps, seconds) chunks: total, first_chunk (compilation included) and
+  steps_per_s after it; {} when none."""
+  if not timed:
+    return {}
+  steps, total = map(sum, zip(*timed))
+  rest_steps, rest = steps - timed[0][0], total - timed[0][1]
+  return {"first_chunk": timed[0][1], "total": total,
+          "steps_per_s": rest_steps / rest if rest_steps and rest > 0 else steps / total}

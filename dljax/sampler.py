@@ -1,7 +1,8 @@
 """Minibatches drawn on the device: ``batch_size`` distinct row indices, a uniform random subset.
 
 Small batches use Floyd's algorithm, larger ones ``top_k`` of n uniforms; BUILD_NOTES.md
-(Decisions: the minibatch sampler) says why and what was measured.
+(Decisions: the minibatch sampler) says why and what was measured. ``epoch_indices`` draws by
+epochs instead: each a random permutation of the rows, cut into consecutive batches.
 """
 
 from __future__ import annotations
@@ -60,3 +61,25 @@ def _floyd(key: Array, n: int, b: int) -> Array:
     taken = jnp.any(jnp.stack(kept) == t[i])
     kept.append(jnp.where(taken, j[i], t[i]))
   return jnp.stack(kept).astype(jnp.int32)
+
+
+EPOCHS_TAG = 0xFFFFFFFF  # fold_in(train_key, EPOCHS_TAG): the epochs' key (steps are int32 < it)
+
+
+def epoch_indices(key: Array, first_step: Array, steps: int, n: int, batch_size: int) -> Array:
+  """Steps ``first_step, ..., first_step + steps - 1``'s rows [steps, batch_size], by epochs.
+
+  The rows form a stream of epochs, epoch e a permutation of [0, n) (argsort of n random
+  32-bit words from fold_in(key, e)); step t takes the stream's positions p = t b, ..., t b +
+  b - 1, i.e. row perm_{p // n}[p mod n]. So every row is seen once per epoch of n / b steps; a
+  batch that straddles two epochs may hold a row twice. The epochs these steps touch are drawn
+  once, at most ceil(steps b / n) + 1 sorts of n for the block instead of an n-wide ``top_k``
+  per step. Positions are int32: steps t < 2^31 / b.
+  """
+  p0 = first_step.astype(jnp.int32) * batch_size
+  positions = p0 + jnp.arange(steps * batch_size, dtype=jnp.int32).reshape(steps, batch_size)
+  e0 = p0 // n
+  touched = -(-steps * batch_size // n) + 1
+  words = lambda e: jax.random.bits(jax.random.fold_in(key, e), (n,), jnp.uint32)
+  perms = jnp.argsort(jax.vmap(words)(e0 + jnp.arange(touched)), axis=-1).astype(jnp.int32)
+  return perms[positions // n - e0, positions % n]

@@ -112,21 +112,24 @@ def train_step(state: TrainState, batch: Mapping[str, Array], key: Array, *, obj
 
 # Steps per block whose random draws are made at once, before the block's scan (see _run_chunk).
 DRAW_BLOCK = 1000
+SAMPLING = ("subsets", "epochs")  # fit's minibatches: random subsets, or epochs of permutations
 
 
 def _run_chunk(state: TrainState, train_key: Array, data: Mapping[str, Array], objective: Objective,
-               optimizer: optax.GradientTransformation, batch_size: int,
-               length: int, block: int = DRAW_BLOCK) -> tuple[TrainState, dict[str, Array]]:
+               optimizer: optax.GradientTransformation, batch_size: int, length: int,
+               block: int = DRAW_BLOCK,
+               epochs: bool = False) -> tuple[TrainState, dict[str, Array]]:
   """``length`` steps as ``lax.scan``s; returns the new state and per-step terms [length].
 
   The steps run in blocks of ``block`` steps and a last one of the rest. Each block first makes
   every step's random draws at once (``draw`` vmapped over its step numbers), then scans the
   updates over them; the draws are the same numbers as one step at a time, so results do not
   depend on the blocking. A chunk longer than ``block`` and not a multiple of it compiles the
-  step twice (BUILD_NOTES.md, Decisions: draw blocks).
+  step twice (BUILD_NOTES.md, Decisions: draw blocks). With ``epochs`` the minibatches come from
+  ``sampler.epoch_indices`` (each epoch a permutation of the rows), the objective keys as always.
   """
   n = next(iter(data.values())).shape[0]
-  indices = sampler.draws_indices(n, batch_size)
+  indices = epochs or sampler.draws_indices(n, batch_size)
 
   def draw(t):  # step t's minibatch indices (or the key to draw them with) and objective key
     batch_key, loss_key = jax.random.split(jax.random.fold_in(train_key, t))
@@ -139,7 +142,12 @@ def _run_chunk(state: TrainState, train_key: Array, data: Mapping[str, Array], o
 
   def run_block(state, size):
     steps = state.step + jnp.arange(size, dtype=state.step.dtype)
-    return jax.lax.scan(step, state, jax.vmap(draw)(steps))
+    if not epochs:
+      return jax.lax.scan(step, state, jax.vmap(draw)(steps))
+    loss_keys = jax.vmap(lambda t: jax.random.split(jax.random.fold_in(train_key, t))[1])(steps)
+    epochs_key = jax.random.fold_in(train_key, sampler.EPOCHS_TAG)
+    rows = sampler.epoch_indices(epochs_key, state.step, size, n, batch_size)
+    return jax.lax.scan(step, state, (rows, loss_keys))
 
   full, rest = divmod(length, block)
   parts = []
@@ -157,34 +165,51 @@ def _run_chunk(state: TrainState, train_key: Array, data: Mapping[str, Array], o
   return state, jax.tree.map(lambda *a: jnp.concatenate(a), *parts)
 
 
-_STATIC = ("objective", "optimizer", "batch_size", "length")
+_STATIC = ("objective", "optimizer", "batch_size", "length", "epochs")
 _chunk = jax.jit(_run_chunk, static_argnames=_STATIC, donate_argnums=0)
 
 
-def _run_ensemble(state, train_key, data, objective, optimizer, batch_size, length):
+def _run_ensemble(state, train_key, data, objective, optimizer, batch_size, length,
+                  epochs=False):
   """The same chunk for K members at once: vmap over (state, train_key), the data shared."""
-  run = lambda s, k: _run_chunk(s, k, data, objective, optimizer, batch_size, length)
+  run = lambda s, k: _run_chunk(s, k, data, objective, optimizer, batch_size, length,
+                                epochs=epochs)
   return jax.vmap(run)(state, train_key)
 
 
 _chunk_ensemble = jax.jit(_run_ensemble, static_argnames=_STATIC, donate_argnums=0)
 
 
-@functools.partial(jax.jit, static_argnames=(*_STATIC, "mesh"), donate_argnums=0)
-def _chunk_sharded(state, train_key, data, objective, optimizer, batch_size, length, mesh):
-  """``_chunk_ensemble`` with the members split across ``mesh``'s ``"members"`` axis.
+def _run_members(state, train_key, data, objective, optimizer, batch_size, length,
+                 epochs=False):
+  """The chunk for K members, each on its own data (``member_data``: arrays [K, N, ...])."""
+  run = lambda s, k, d: _run_chunk(s, k, d, objective, optimizer, batch_size, length,
+                                   epochs=epochs)
+  return jax.vmap(run)(state, train_key, data)
 
-  ``shard_map``: each device runs the vmapped chunk on its own K / D members and the whole data,
-  with no communication. (Plain ``jit`` of ``_chunk_ensemble`` on the sharded state also runs,
-  but XLA does not split ``top_k`` along the member axis: it all-gathers every member's
-  minibatch uniforms to every device at every step.)
+
+_chunk_members = jax.jit(_run_members, static_argnames=_STATIC, donate_argnums=0)
+
+
+@functools.partial(jax.jit, static_argnames=(*_STATIC, "mesh", "member_data"), donate_argnums=0)
+def _chunk_sharded(state, train_key, data, objective, optimizer, batch_size, length, mesh,
+                   member_data=False, epochs=False):
+  """``_chunk_ensemble`` (``_chunk_members``) with the members split across ``mesh``'s
+  ``"members"`` axis.
+
+  ``shard_map``: each device runs the vmapped chunk on its own K / D members and the whole data
+  (its members' data), with no communication. (Plain ``jit`` of ``_chunk_ensemble`` on the
+  sharded state also runs, but XLA does not split ``top_k`` along the member axis: it
+  all-gathers every member's minibatch uniforms to every device at every step.)
   """
-  run = functools.partial(_run_ensemble, objective=objective, optimizer=optimizer,
-                          batch_size=batch_size, length=length)
+  run = functools.partial(_run_members if member_data else _run_ensemble, objective=objective,
+                          optimizer=optimizer, batch_size=batch_size, length=length,
+                          epochs=epochs)
   members = jax.sharding.PartitionSpec(_dist.AXIS)
+  data_spec = members if member_data else jax.sharding.PartitionSpec()
   # check_vma=False: the models' scans start from constants (e.g. h0 = 0), which shard_map's
   # type check would count as the same on every device; every output is per-member anyway.
-  return jax.shard_map(run, mesh=mesh, in_specs=(members, members, jax.sharding.PartitionSpec()),
+  return jax.shard_map(run, mesh=mesh, in_specs=(members, members, data_spec),
                        out_specs=members, check_vma=False)(state, train_key, data)
 
 
@@ -294,7 +319,8 @@ def _check_devices(devices: Any, seeds: list[int], ensemble: bool) -> list[jax.D
   return devices
 
 
-def _start(model, optimizer, dtype, seeds, ensemble, state, arrays, devices):
+def _start(model, optimizer, dtype, seeds, ensemble, state, arrays, devices, member_data=False,
+           epochs=False):
   """(state, train_key, arrays, chunk program, first step): the seed's initial state or a copy of
   ``state``, placed on ``devices`` with the program that runs a chunk there."""
   if state is None:
@@ -306,10 +332,14 @@ def _start(model, optimizer, dtype, seeds, ensemble, state, arrays, devices):
   if devices is not None:  # members split across the devices; jit follows these shardings
     split = _dist.member_sharding(devices) if ensemble else _dist.replicated(devices)
     state, train_key = _dist.place((state, train_key), split)
-    arrays = _dist.place(arrays, _dist.replicated(devices))
-  run = _chunk_ensemble if ensemble else _chunk
+    arrays = _dist.place(arrays, (_dist.member_sharding if member_data else _dist.replicated)(
+        devices))
+  run = (_chunk_members if member_data else _chunk_ensemble) if ensemble else _chunk
   if devices is not None and len(devices) > 1:
-    run = functools.partial(_chunk_sharded, mesh=_dist.members_mesh(devices))
+    run = functools.partial(_chunk_sharded, mesh=_dist.members_mesh(devices),
+                            **({"member_data": True} if member_data else {}))
+  if epochs:
+    run = functools.partial(run, epochs=True)
   return state, train_key, arrays, run, start_step
 
 
@@ -348,8 +378,8 @@ def _train(run, state, train_key, arrays, objective, optimizer, start_step: int,
 def fit(model: Any, objective: Objective, data: Mapping[str, Any], *, steps: int, batch_size: int,
         seed: int | Sequence[int] = 0, optimizer: optax.GradientTransformation | None = None,
         log_every: int = 1000, dtype: Any = jnp.float32, state: TrainState | None = None,
-        callback: Callback | None = None,
-        devices: Sequence[jax.Device] | None = None) -> FitResult:
+        callback: Callback | None = None, devices: Sequence[jax.Device] | None = None,
+        member_data: bool = False, sampling: str = "subsets") -> FitResult:
   """Trains ``model`` on ``objective`` for ``steps`` steps of minibatch ``batch_size``.
 
   Args:
@@ -376,6 +406,11 @@ def fit(model: Any, objective: Objective, data: Mapping[str, Any], *, steps: int
       single seed in a single process. With one device nothing is split: the same program as
       without devices. With several processes, the state given to the callback and returned is
       gathered onto every process, so each can read (and evaluate) every member.
+    member_data: each member trains on its own data: every array of ``data`` is [K, N, ...],
+      member k's rows ``data[name][k]`` (e.g. the splits of a benchmark, all in one program).
+    sampling: subsets (each step's minibatch a uniformly random subset of the rows) or epochs
+      (each epoch a random permutation of the rows, cut into consecutive minibatches; fast for
+      large data sets, see ``dljax.sampler.epoch_indices``).
 
   Returns:
     ``FitResult(state, history, timings)``.
@@ -387,14 +422,17 @@ def fit(model: Any, objective: Objective, data: Mapping[str, Any], *, steps: int
       finite, naming the step and the term; the callback does not see that chunk.
   """
   arrays = checks.fit_arguments(model, objective, data, steps=steps, batch_size=batch_size,
-                                seed=seed, log_every=log_every, dtype=dtype)
+                                seed=seed, log_every=log_every, dtype=dtype,
+                                member_data=member_data)
   seeds, ensemble = checks.seeds(seed)
+  epochs = checks.choice("sampling", sampling, SAMPLING) == "epochs"
   optimizer = adam() if optimizer is None else optimizer
   checks.optimizer_and_callback(optimizer, callback)
   if state is not None:
     _check_state(state, model, optimizer, dtype, seeds, ensemble)
   devices = _check_devices(devices, seeds, ensemble)
   state, train_key, arrays, run, start_step = _start(model, optimizer, dtype, seeds, ensemble,
-                                                     state, arrays, devices)
+                                                     state, arrays, devices, bool(member_data),
+                                                     epochs)
   return _train(run, state, train_key, arrays, objective, optimizer, start_step, int(steps),
                 int(batch_size), int(log_every), callback)

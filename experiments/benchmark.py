@@ -39,6 +39,7 @@ _TINY = flags.DEFINE_bool("tiny", False, "A seconds-long configuration (CI): few
 _CPU_DEVICES = flags.DEFINE_integer("cpu_devices", None, "CPU devices the ensemble section "
                                     "splits members across (default: the usable cores).")
 common.define_cache_flag()
+common.define_allow_large_flag()
 
 EXAMPLES = ("mlp", "rnn", "lstm", "vae", "cvae")
 
@@ -78,8 +79,20 @@ class Bench:
     """Seconds of the first ``fit`` (compiles if the shape is new) and the programs it compiled."""
     cache = self._programs()
     t = time.perf_counter()
+    if not flags.FLAGS.allow_large:  # compiles the chunk that fit then runs
+      self.check_memory(exp, kw)
     self.T.fit(exp.model, exp.objective, exp.data, **kw)
     return time.perf_counter() - t, self._programs() - cache
+
+  def check_memory(self, exp, kw: dict) -> None:
+    """One line and exit 2 (before anything is written) when a measurement cannot fit."""
+    from dljax import resources  # noqa: PLC0415
+
+    try:
+      resources.check(resources.estimate(exp.model, exp.objective, exp.data, **kw))
+    except resources.TooLarge as e:
+      common.fail(f"--sections: {exp.name} with {kw.get('seed')!r} as seed(s): {e}; "
+                  "--allow_large runs it anyway")
 
   def fused(self, exp, steps: int, log_every: int | None = None, devices=None) -> dict:
     """Steps/s of ``fit``: the first call (compiles if the shape is new), then timed repeats."""
@@ -328,25 +341,30 @@ def plots(results: dict, workdir: str) -> list[str]:
   return made
 
 
+def _md_table(caption: str, header: tuple[str, ...], rows: list[list[str]]) -> list[str]:
+  return ["", caption, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+          *("| " + " | ".join(row) + " |" for row in rows)]
+
+
 def _front_end_tables(results: dict) -> list[str]:
   """The baseline and flax sections' tables."""
   out = []
   if "baseline" in results:
-    out += ["", "fit against a hand-written fused loop (jit of a lax.scan of optax.adam steps, "
-            "randint minibatches, vmap over seeds), one device, interleaved in one run.", "",
-            "| example | K | fit steps/s | hand-written steps/s | fit / hand-written |",
-            "|---|---|---|---|---|"]
-    out += [f"| {r['example']} | {r['members']} | {r['fit_steps_per_s']:,.0f} | "
-            f"{r['baseline_steps_per_s']:,.0f} | {r['fit_over_baseline']:.2f}x |"
-            for r in results["baseline"]]
+    out += _md_table(
+        "fit against a hand-written fused loop (jit of a lax.scan of optax.adam steps, randint "
+        "minibatches, vmap over seeds), one device, interleaved in one run.",
+        ("example", "K", "fit steps/s", "hand-written steps/s", "fit / hand-written"),
+        [[r["example"], str(r["members"]), f"{r['fit_steps_per_s']:,.0f}",
+          f"{r['baseline_steps_per_s']:,.0f}", f"{r['fit_over_baseline']:.2f}x"]
+         for r in results["baseline"]])
   if "flax" in results:
-    out += ["", "Flax front-ends against model.apply (us per call; fused: per step, 100 Adam "
-            "steps in one scan); ratio = front-end / dljax, goal within 5% (linen).", "",
-            "| model | program | dljax | linen | ratio | nnx | ratio | same HLO |",
-            "|---|---|---|---|---|---|---|---|"]
-    out += [f"| {r['model']} | {r['program']} | {r['dljax_us']:.1f} | {r['linen_us']:.1f} | "
-            f"{r['linen_ratio']:.3f} | {r['nnx_us']:.1f} | {r['nnx_ratio']:.3f} | "
-            f"{r['linen_same_hlo'] and r['nnx_same_hlo']} |" for r in results["flax"]]
+    out += _md_table(
+        "Flax front-ends against model.apply (us per call; fused: per step, 100 Adam steps in "
+        "one scan); ratio = front-end / dljax, goal within 5% (linen).",
+        ("model", "program", "dljax", "linen", "ratio", "nnx", "ratio", "same HLO"),
+        [[r["model"], r["program"], f"{r['dljax_us']:.1f}", f"{r['linen_us']:.1f}",
+          f"{r['linen_ratio']:.3f}", f"{r['nnx_us']:.1f}", f"{r['nnx_ratio']:.3f}",
+          str(r["linen_same_hlo"] and r["nnx_same_hlo"])] for r in results["flax"]])
   return out
 
 

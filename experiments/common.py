@@ -9,12 +9,15 @@ an argument error (``dljax.checks.BadArgument``) about a flag's argument names t
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import json
 import os
 import platform
+import signal
 import sys
+import tempfile
 import time
 import typing
 from collections.abc import Callable
@@ -37,16 +40,22 @@ def launcher(name: str, module: str, **defaults: Any) -> Callable[[list[str]], N
   """Defines the flags of example ``name``'s launcher (``defaults`` override its signature's) and
   returns its main(argv), which it runs with absl when ``module`` (the caller's ``__name__``) is
   "__main__"."""
+  if module == "__main__":  # until the run's own handlers: a signal ends it in one line
+    for sig in (signal.SIGINT, signal.SIGTERM):
+      signal.signal(sig, _stop_before_start)
   from dljax import examples  # noqa: PLC0415
+
+  from dljax import userdata  # noqa: PLC0415
 
   key_module = sys.argv[0] if module == "__main__" else module  # absl's name for the module
   arguments = define_flags(examples.PREPARERS[name], key_module, defaults, examples.__doc__)
+  data_arguments = define_flags(userdata.PREPARERS[name], key_module, {}, userdata.__doc__)
   define_common_flags(name)
 
   def main(argv):
     if len(argv) > 1:
       fail(f"unexpected arguments {argv[1:]}")
-    launch(name, arguments)
+    launch(name, with_data_flags(arguments, data_arguments))
 
   if module == "__main__":
     app.run(main, flags_parser=parse_flags)
@@ -54,12 +63,14 @@ def launcher(name: str, module: str, **defaults: Any) -> Callable[[list[str]], N
 
 
 def define_common_flags(name: str) -> None:
-  """--workdir, dljax.run.Run's flags, --compilation_cache and the multi-process flags."""
+  """--workdir, dljax.run.Run's flags, --compilation_cache, --allow_large and the multi-process
+  flags."""
   from dljax import run  # noqa: PLC0415
 
   flags.DEFINE_string("workdir", os.path.join("runs", name), "Where the run writes its files.")
   define_flags(run.Run, __name__)
   define_cache_flag()
+  define_allow_large_flag()
   distributed.define_flags()  # --coordinator_address, --num_processes, --process_id
 
 
@@ -141,6 +152,11 @@ def define_cache_flag() -> None:
                       f"${CACHE_ENV} if set, else {DEFAULT_CACHE}.")
 
 
+def define_allow_large_flag() -> None:
+  flags.DEFINE_bool("allow_large", False, "Run even when the estimated memory of a run exceeds "
+                    "what is available (the check is refused in one line otherwise).")
+
+
 def enable_compilation_cache(path: str) -> None:
   """Caches every compiled program in ``path`` (nothing when ``path`` is empty)."""
   import jax  # noqa: PLC0415 (imported late so that --help stays fast)
@@ -180,8 +196,11 @@ def check_output_folder(flag: str, path: str) -> None:
     what = "exists and is not a folder" if existing == os.path.abspath(path) else (
         f"cannot be created: {existing!r} is a file")
     fail(f"--{flag} {path!r} {what}")
-  if not os.access(existing, os.W_OK):
-    fail(f"--{flag} {path!r} cannot be written: {existing!r} is not writable")
+  try:  # what os.access cannot tell (root, /proc, a read-only mount): make a folder, remove it
+    os.rmdir(tempfile.mkdtemp(prefix=".dljax-probe-", dir=existing))
+  except OSError as e:
+    fail(f"--{flag} {path!r} cannot be written: {existing!r} does not accept new files "
+         f"({e.strerror})")
 
 
 def quiet_backend_probe() -> None:
@@ -198,32 +217,11 @@ def fail(message: str) -> None:
   sys.exit(2)
 
 
-class _CompileTimer:
-  """Sums JAX's tracing, lowering and compilation event durations (seconds)."""
+def compile_timer():
+  """``.seconds``: JAX's tracing, lowering and compilation so far (``dljax.run``'s counter)."""
+  from dljax import run  # noqa: PLC0415
 
-  EVENTS = ("/jax/core/compile/jaxpr_trace_duration",
-            "/jax/core/compile/jaxpr_to_mlir_module_duration",
-            "/jax/core/compile/backend_compile_duration")
-
-  def __init__(self):
-    import jax  # noqa: PLC0415
-
-    self.seconds = 0.0
-    jax.monitoring.register_event_duration_secs_listener(self._listen)
-
-  def _listen(self, event: str, duration: float, **kwargs) -> None:
-    if event in self.EVENTS:
-      self.seconds += duration
-
-
-_TIMER: _CompileTimer | None = None
-
-
-def compile_timer() -> _CompileTimer:
-  global _TIMER
-  if _TIMER is None:
-    _TIMER = _CompileTimer()
-  return _TIMER
+  return run.COMPILE_SECONDS
 
 
 def versions() -> dict[str, str]:
@@ -247,33 +245,167 @@ def flag_message(error: Exception, flag_names) -> str:
   return f"--{message}" if named else message
 
 
+def with_data_flags(arguments: dict[str, Any], data_arguments: dict[str, Any]) -> dict[str, Any]:
+  """The launcher's arguments, with ``dljax.userdata``'s (--data, --test_data, ...) when --data
+  is given; one of those without --data is one line and exit status 2."""
+  if flags.FLAGS["data"].value is not None:
+    return {**arguments, **data_arguments}
+  given = [k for k in data_arguments if k != "data" and flags.FLAGS[k].present]
+  if given:
+    fail(f"--{given[0]} needs --data=PATH (the tutorial's data has no columns to choose)")
+  return arguments
+
+
 def prepare_or_fail(name: str, settings: dict[str, Any], flag_names):
-  """Builds the example (every argument checked) or stops with a one-line error."""
-  from dljax import examples  # noqa: PLC0415
+  """Builds the example (every argument checked; on the user's --data: ``dljax.userdata``) or
+  stops with a one-line error."""
+  from dljax import examples, userdata  # noqa: PLC0415
 
   try:
+    if settings.get("data") is not None:
+      return userdata.PREPARERS[name](**settings)
     return examples.PREPARERS[name](**settings)
   except (ValueError, TypeError) as e:
     fail(flag_message(e, flag_names))
 
 
 def launch(name: str, arguments: dict[str, Callable[[str, Any], Any]]) -> None:
-  """The body of a launcher's main(): flags -> prepared example -> run -> files."""
-  from dljax import checks  # noqa: PLC0415
+  """The body of a launcher's main(): flags -> prepared example -> run -> files. SIGINT and
+  SIGTERM stop it within seconds from here on (``dljax.run.StopSignals``)."""
+  from dljax import checks, run  # noqa: PLC0415
 
   FLAGS = flags.FLAGS
   quiet_backend_probe()
+  with run.StopSignals(report=_report_stop) as signals, _stops():
+    try:
+      settings = {k: to_argument(k, FLAGS[k].value) for k, to_argument in arguments.items()}
+    except checks.BadArgument as e:
+      fail(flag_message(e, arguments))
+    enable_compilation_cache(FLAGS.compilation_cache)
+    check_output_folder("workdir", FLAGS.workdir)
+    if not FLAGS.allow_large:
+      check_sizes(name, settings)
+    distributed.initialize_from_flags()  # before any JAX computation; checks --ensemble
+    with hold_workdir(FLAGS.workdir):
+      experiment = prepare_or_fail(name, settings, set(arguments))
+      signals.check()
+      config = {k: FLAGS[k].value for k in sorted(set(arguments) | run_only_flags())}
+      run_flags = {k: FLAGS[k].value for k in run_flag_names()}
+      run_and_write(experiment, FLAGS.workdir, config, allow_large=FLAGS.allow_large, **run_flags)
+
+
+# Values per row of an example's data (its n_train rows), for the size check before it is made.
+_DATA_VALUES = {"mlp": 2, "vae": 2, "cvae": 2}
+# The flags that make each part of the memory estimate grow, likeliest first: a refusal names
+# the first of them given off its default, for the largest part that has one (else the first).
+_GROWS_WITH = {"data": ("n_train",), "history": ("ensemble", "steps"),
+               "state": ("ensemble", "hidden", "encoder", "decoder", "latent"),
+               "chunk": ("ensemble", "batch_size", "n_train", "hidden", "encoder", "decoder",
+                         "latent", "lags", "log_every", "steps")}
+
+
+def check_sizes(name: str, settings: dict[str, Any]) -> None:
+  """Refuses (one line naming a flag, exit 2) what is too large from the sizes alone, before any
+  array is made: the data (its n_train rows) and the least loss history (ensemble x steps)."""
+  from dljax import resources  # noqa: PLC0415
+
+  parts = {}
+  rows, members, steps = (settings.get(k) for k in ("n_train", "ensemble", "steps"))
+  if name in _DATA_VALUES and isinstance(rows, int) and rows > 0:
+    parts.update(resources.making_data(rows, _DATA_VALUES[name]).host)
+  if all(isinstance(v, int) and v > 0 for v in (members, steps)):
+    parts.update(resources.history(members, steps).host)
   try:
-    settings = {k: to_argument(k, FLAGS[k].value) for k, to_argument in arguments.items()}
-  except checks.BadArgument as e:
-    fail(flag_message(e, arguments))
-  enable_compilation_cache(FLAGS.compilation_cache)
-  check_output_folder("workdir", FLAGS.workdir)
-  distributed.initialize_from_flags()  # before any JAX computation; checks --ensemble
-  experiment = prepare_or_fail(name, settings, set(arguments))
-  config = {k: FLAGS[k].value for k in sorted(set(arguments) | run_only_flags())}
-  run_flags = {k: FLAGS[k].value for k in run_flag_names()}
-  run_and_write(experiment, FLAGS.workdir, config, **run_flags)
+    resources.check(resources.Estimate(parts, {}))
+  except resources.TooLarge as e:
+    _refuse(e, name, settings)
+
+
+def check_memory(experiment, config: dict[str, Any]) -> None:
+  """Refuses (one line naming a flag, exit 2) a run whose estimated memory exceeds what is
+  available (``dljax.resources``); it compiles the chunk that the run then reuses."""
+  from dljax import resources  # noqa: PLC0415
+
+  try:
+    resources.check(resources.estimate(experiment.model, experiment.objective, experiment.data,
+                                       **experiment.fit_kwargs))
+  except resources.TooLarge as e:
+    _refuse(e, experiment.name, config)
+
+
+def _refuse(e, name: str, values: dict[str, Any]) -> None:
+  """The refusal's line, naming the first flag given off its default that the largest part
+  grows with (``_GROWS_WITH``, the parts largest first)."""
+  from dljax import examples  # noqa: PLC0415
+
+  defaults, FLAGS = examples.defaults(name.removesuffix("_data")), flags.FLAGS
+  given = lambda f: (not FLAGS[f].using_default_value if f in FLAGS and FLAGS.is_parsed()
+                     else values[f] != defaults.get(f))
+  parts = sorted(e.parts, key=e.parts.get, reverse=True)
+  named = [f for part in parts for f in _GROWS_WITH[part] if f in values]
+  flag = next((f for f in named if given(f)), named[0] if named else None)
+  value = values.get(flag)
+  value = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+  fail(f"{f'--{flag}={value}: ' if flag else ''}{e}; --allow_large runs it anyway")
+
+
+@contextlib.contextmanager
+def hold_workdir(workdir: str):
+  """The workdir's lock (``dljax.resources.WorkdirLock``, process 0), taken before any work: one
+  line and exit 2 while another run holds it. Released at the end, and the workdir removed
+  when it was made for the lock and is still empty (a refused run writes nothing)."""
+  import jax  # noqa: PLC0415
+
+  from dljax import resources  # noqa: PLC0415
+
+  if jax.process_index() != 0:
+    yield
+    return
+  try:
+    lock = resources.WorkdirLock(workdir)
+  except resources.WorkdirBusy as e:
+    fail(f"--workdir: {e}; wait for it to end or choose another --workdir")
+  try:
+    yield
+  finally:
+    lock.release(remove_workdir=True)
+
+
+@contextlib.contextmanager
+def _stops():
+  """A run's stop (``dljax.run.Stopped``) ends the launcher: one line, 128 + the signal."""
+  from dljax import run  # noqa: PLC0415
+
+  try:
+    yield
+  except run.Stopped as s:
+    _stop_run(_stop_line(s), 128 + s.signum)
+
+
+def _stop_before_start(signum, frame) -> None:
+  _stop_run(f"stopped by {signal.Signals(signum).name} before the run started", 128 + signum)
+
+
+def _stop_line(stopped) -> str:
+  return f"{stopped}; continue with --resume"
+
+
+def _report_stop(stopped) -> None:
+  """What a forced stop (``dljax.run.StopSignals``) prints before the process ends."""
+  prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "dljax"
+  sys.stderr.write(f"{prog}: {_stop_line(stopped)}\n")
+
+
+def _safely(write: Callable[[], Any]) -> None:
+  """One output file, written after a stop check and under the stop lock (a forced stop waits
+  for it, so no file is left half-written)."""
+  from dljax import run  # noqa: PLC0415
+
+  signals = run.StopSignals.current()
+  with contextlib.nullcontext() if signals is None else signals.lock:
+    if signals is not None:
+      signals.check()
+    write()
 
 
 def run_flag_names() -> list[str]:
@@ -285,8 +417,10 @@ def run_flag_names() -> list[str]:
 
 def run_only_flags() -> frozenset[str]:
   """Flags that change how a run is carried out but not what it computes (a run may be resumed
-  with other values of these): --workdir, --compilation_cache, --log_every and Run's."""
-  return frozenset({"workdir", "compilation_cache", "log_every", *run_flag_names()})
+  with other values of these): --workdir, --compilation_cache, --log_every, --allow_large and
+  Run's."""
+  return frozenset({"workdir", "compilation_cache", "log_every", "allow_large",
+                    *run_flag_names()})
 
 
 def run_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -294,37 +428,46 @@ def run_config(config: dict[str, Any]) -> dict[str, Any]:
   return {k: v for k, v in config.items() if k not in run_only_flags()}
 
 
-def run_and_write(experiment, workdir: str, config: dict[str, Any], **run_flags) -> dict[str, Any]:
+def run_and_write(experiment, workdir: str, config: dict[str, Any], allow_large: bool = False,
+                  **run_flags) -> dict[str, Any]:
   """Trains a prepared example in ``workdir`` with ``dljax.run.Run`` (checkpoints, resume,
   signals, metrics.jsonl; ``run_flags`` are its resume, checkpoint_every and keep_checkpoints)
-  and writes the run's files; returns metrics.json. A fresh run first removes an earlier run's
-  outputs. A checkpoint of another run stops the launcher with exit status 2, a divergence with
-  1 (the checkpoints, all finite, left as they were), SIGINT or SIGTERM with 128 + the signal.
+  and writes the run's files; returns metrics.json. First the memory check (``check_memory``,
+  unless ``allow_large``) and the workdir's lock; a fresh run then removes an earlier run's
+  outputs. A run too large, a workdir in use or a checkpoint of another run stops the launcher
+  with exit status 2, a divergence with 1 (the checkpoints, all finite, left as they were),
+  SIGINT or SIGTERM with 128 + the signal (after the file being written, if any).
   """
+  from dljax import run as R  # noqa: PLC0415
+
   timer = compile_timer()
   compile_before, t0 = timer.seconds, time.perf_counter()
-  run = _start_run(experiment, workdir, config, run_flags)
-  fitted = _train(run)
-  t_trained = time.perf_counter()
-  predictions, metrics_ = experiment.evaluate(fitted.params)
-  result = {"example": experiment.name, **{k: float(v) for k, v in metrics_.items()},
-            "steps": run.steps, "resumed_from_step": fitted.start_step,
-            "steps_per_s": fitted.timings.get("steps_per_s"),
-            "final_loss": float(np.mean(fitted.history["loss"][..., -1]))}
-  if run.writer:
-    _write_outputs(experiment, run, fitted, predictions)
-  result["wall_s"] = {"total": time.perf_counter() - t0, "compile": timer.seconds - compile_before,
-                      "training": fitted.timings.get("total", 0.0),
-                      "outputs": time.perf_counter() - t_trained}
-  if run.writer:
-    _write_json(os.path.join(workdir, "metrics.json"), result)
+  with R.StopSignals.current() or R.StopSignals(report=_report_stop), _stops():
+    if not allow_large:
+      check_memory(experiment, config)
+    with _start_run(experiment, workdir, config, run_flags) as run, _out_of_memory(run):
+      fitted = _train(run)
+      t_trained = time.perf_counter()
+      predictions, metrics_ = experiment.evaluate(fitted.params)
+      result = {"example": experiment.name, **{k: float(v) for k, v in metrics_.items()},
+                "steps": run.steps, "resumed_from_step": fitted.start_step,
+                "steps_per_s": fitted.timings.get("steps_per_s"),
+                "final_loss": float(np.mean(fitted.history["loss"][..., -1]))}
+      if run.writer:
+        _write_outputs(experiment, run, fitted, predictions)
+      result["wall_s"] = {"total": time.perf_counter() - t0,
+                          "compile": timer.seconds - compile_before,
+                          "training": fitted.timings.get("total", 0.0),
+                          "outputs": time.perf_counter() - t_trained}
+      if run.writer:
+        _safely(lambda: _write_json(os.path.join(workdir, "metrics.json"), result))
   logging.info("%s: %s", experiment.name, json.dumps(result))
   return result
 
 
 def _start_run(experiment, workdir: str, config: dict[str, Any], run_flags: dict[str, Any]):
   """The example's ``dljax.run.Run``, started (resumed or fresh), with config.json written."""
-  from dljax import checks, run  # noqa: PLC0415
+  from dljax import checks, resources, run  # noqa: PLC0415
 
   std = {k: {"mean": s.mean, "std": s.std} for k, s in experiment.standardisers.items()}
   try:
@@ -337,12 +480,18 @@ def _start_run(experiment, workdir: str, config: dict[str, Any], run_flags: dict
     fail(_resume_message(e))
   except checks.BadArgument as e:
     fail(flag_message(e, run_only_flags()))
-  if started.writer:
-    for name in () if started.resumed else OUTPUTS:  # not to be left beside this config.json
-      if os.path.isfile(os.path.join(workdir, name)):
-        os.unlink(os.path.join(workdir, name))
-    _write_json(os.path.join(workdir, "config.json"), {"example": experiment.name,
-                                                      "flags": config, "versions": versions()})
+  except resources.WorkdirBusy as e:
+    fail(f"--workdir: {e}; wait for it to end or choose another --workdir")
+  try:
+    if started.writer:
+      for name in () if started.resumed else OUTPUTS:  # not to be left beside this config.json
+        if os.path.isfile(os.path.join(workdir, name)):
+          _safely(functools.partial(os.unlink, os.path.join(workdir, name)))
+      _safely(lambda: _write_json(os.path.join(workdir, "config.json"), {
+          "example": experiment.name, "flags": config, "versions": versions()}))
+  except BaseException:
+    started.close()
+    raise
   return started
 
 
@@ -361,7 +510,7 @@ def _resume_message(e) -> str:
 
 
 def _train(run):
-  """``run.fit()``; a divergence or a stop ends the launcher with one line and its status."""
+  """``run.fit()``; a divergence ends the launcher with one line and exit status 1."""
   from dljax import run as R  # noqa: PLC0415
   from dljax import train as T  # noqa: PLC0415
 
@@ -371,8 +520,21 @@ def _train(run):
     kept = R.checkpoints(run.workdir)
     last = f"the last finite checkpoint is {kept[0][1]}" if kept else "no checkpoint was written"
     _stop_run(f"{e}; {last}", 1)
-  except R.Stopped as s:
-    _stop_run(f"{s}; continue with --resume", 128 + s.signum)
+
+
+@contextlib.contextmanager
+def _out_of_memory(run):
+  """Memory that ran out (the evaluation is not in the estimate): one line, exit status 1."""
+  from dljax import run as R  # noqa: PLC0415
+
+  try:
+    yield
+  except (MemoryError, RuntimeError) as e:
+    if not isinstance(e, MemoryError) and "RESOURCE_EXHAUSTED" not in str(e):
+      raise
+    kept = R.checkpoints(run.workdir)
+    last = f"the newest checkpoint is {kept[0][1]}" if kept else "no checkpoint was written"
+    _stop_run(f"out of memory: {str(e).splitlines()[0]}; {last}", 1)
 
 
 def _write_outputs(experiment, run, fitted, predictions: dict[str, np.ndarray]) -> None:
@@ -382,12 +544,13 @@ def _write_outputs(experiment, run, fitted, predictions: dict[str, np.ndarray]) 
   from experiments import figures  # noqa: PLC0415
 
   atomically, workdir = checkpoint.write_atomically, run.workdir
-  atomically(os.path.join(workdir, "predictions.npz"), lambda p: np.savez(p, **predictions))
-  run.save(os.path.join(workdir, "checkpoint.msgpack"), fitted.state)
-  atomically(os.path.join(workdir, "figure.png"),
-             lambda p: figures.FIGURES[experiment.name](predictions, p))
-  atomically(os.path.join(workdir, "loss.png"),
-             lambda p: figures.loss_curves(fitted.history, p, experiment.name))
+  _safely(lambda: atomically(os.path.join(workdir, "predictions.npz"),
+                             lambda p: np.savez(p, **predictions)))
+  _safely(lambda: run.save(os.path.join(workdir, "checkpoint.msgpack"), fitted.state))
+  _safely(lambda: atomically(os.path.join(workdir, "figure.png"),
+                             lambda p: figures.FIGURES[experiment.name](predictions, p)))
+  _safely(lambda: atomically(os.path.join(workdir, "loss.png"),
+                             lambda p: figures.loss_curves(fitted.history, p, experiment.name)))
 
 
 def _stop_run(message: str, status: int) -> None:

@@ -130,3 +130,8 @@ def loss_curves(history: dict[str, np.ndarray], path: str, title: str = "") -> N
     ax.set_title(name)
   fig.suptitle(f"{title} training: per-step 10-90% range (band) and mean (line) per bucket")
   _save(fig, path)
+
+
+from experiments import datafigures  # noqa: E402 (the --data runs' figures; they use _save)
+
+FIGURES.update(datafigures.FIGURES)

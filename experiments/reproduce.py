@@ -35,6 +35,7 @@ _JOBS = flags.DEFINE_integer("jobs", None, "Examples run at once on a CPU, each 
                              "process (default: the cores this process may use, at most the "
                              "number of examples); 1 runs them one after another in this process.")
 common.define_cache_flag()
+common.define_allow_large_flag()
 
 # Warm wall time of each example at the tutorial's settings on the 2-core development CPU (s): the
 # longest are handed out first, so that the last one to finish starts as early as it can.
@@ -91,7 +92,23 @@ def _prepare_all() -> dict:
     if name in ("vae", "cvae"):  # the tutorial's figures need no IWAE; the launchers report it
       settings["iwae_ks"] = ()
     prepared[name] = settings, common.prepare_or_fail(name, settings, {"seed"})
+  if not _FLAGS.allow_large:
+    _check_memory(prepared)
   return prepared
+
+
+def _check_memory(prepared: dict) -> None:
+  """Each example's memory, estimated without compiling (each run then checks its own with
+  XLA's analysis), against what is available: one line and exit 2 before any example runs."""
+  from dljax import resources  # noqa: PLC0415
+
+  for name, (_, e) in prepared.items():
+    try:
+      resources.check(resources.estimate(e.model, e.objective, e.data, compile=False,
+                                         **e.fit_kwargs))
+    except resources.TooLarge as err:
+      common.fail(f"--steps_scale={_STEPS_SCALE.value}: {name}: {err}; --allow_large runs it "
+                  "anyway")
 
 
 def _summarise(rows: list[dict], total: float) -> None:
@@ -150,11 +167,12 @@ def _helper_ready() -> None:
   pass
 
 
-def _run_one(name: str, settings: dict, workdir: str, config: dict) -> dict:
+def _run_one(name: str, settings: dict, workdir: str, config: dict, allow_large: bool) -> dict:
   """One example in a helper process: prepared from the same (already checked) settings."""
   from dljax import examples  # noqa: PLC0415
 
-  return common.run_and_write(examples.PREPARERS[name](**settings), workdir, config)
+  return common.run_and_write(examples.PREPARERS[name](**settings), workdir, config,
+                              allow_large=allow_large)
 
 
 def _run_all(prepared: dict, helpers: ProcessPoolExecutor | None, n_helpers: int,
@@ -162,7 +180,8 @@ def _run_all(prepared: dict, helpers: ProcessPoolExecutor | None, n_helpers: int
   """Each example's metrics, in the order given. The longest are handed out first, each to
   whoever is free: this process, or a helper (from the pool's thread, as each one finishes)."""
   if helpers is None:
-    return [common.run_and_write(e, _workdir(n), _config(e, seed)) for n, (_, e) in prepared.items()]
+    return [common.run_and_write(e, _workdir(n), _config(e, seed), allow_large=_FLAGS.allow_large)
+            for n, (_, e) in prepared.items()]
   queue = sorted(prepared, key=lambda n: -_COST[n])
   mine = queue.pop(0)  # this process is ready now; a helper may still be importing
   lock, futures, results = threading.Lock(), {}, {}
@@ -177,7 +196,8 @@ def _run_all(prepared: dict, helpers: ProcessPoolExecutor | None, n_helpers: int
         return
       name = queue.pop(0)
       settings, e = prepared[name]
-      futures[name] = helpers.submit(_run_one, name, settings, _workdir(name), _config(e, seed))
+      futures[name] = helpers.submit(_run_one, name, settings, _workdir(name), _config(e, seed),
+                                     _FLAGS.allow_large)
     futures[name].add_done_callback(feed)
 
   try:
@@ -185,12 +205,15 @@ def _run_all(prepared: dict, helpers: ProcessPoolExecutor | None, n_helpers: int
       feed()
     while mine is not None:
       e = prepared[mine][1]
-      results[mine] = common.run_and_write(e, _workdir(mine), _config(e, seed))
+      results[mine] = common.run_and_write(e, _workdir(mine), _config(e, seed),
+                                           allow_large=_FLAGS.allow_large)
       mine = next_name()
     with lock:
       pending = dict(futures)
     results.update({name: f.result() for name, f in pending.items()})
   finally:  # not waiting: the helpers' exit (~0.7 s of interpreter teardown) overlaps this one's
+    with lock:
+      queue.clear()  # a helper finishing now hands out nothing more (e.g. after a refusal)
     helpers.shutdown(wait=False, cancel_futures=True)
   return [results[n] for n in prepared]
 

@@ -466,6 +466,7 @@ BAD_FLAGS = [
     pytest.param("mlp", ["--steps=abc"], "--steps", id="mlp-steps=abc"),
     pytest.param("mlp", ["--x_range=2,1"], "--x_range", id="mlp-x_range=2,1"),
     pytest.param("mlp", ["--x_range=a"], "--x_range", id="mlp-x_range=a"),
+    pytest.param("mlp", ["--x_range=-1e30,1e30"], "--x_range", id="mlp-x_range=huge"),
     pytest.param("vae", ["--bogus=1"], "bogus", id="vae-unknown-flag"),
     pytest.param("mlp", ["--noise=-1"], "--noise", id="mlp-noise=-1"),
     pytest.param("cvae", ["--noise=nan"], "--noise", id="cvae-noise=nan"),
