@@ -95,25 +95,20 @@ def _abstract(tree: Any, sharding: Any = None) -> Any:
   return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), tree)
 
 
-def _program(ensemble: bool, member_data: bool, devices, state, key, data):
-  """(the jitted chunk ``fit`` runs, its extra static arguments, devices, abstract arguments),
-  as ``train._start`` chooses them."""
-  program = (T._chunk_members if member_data else T._chunk_ensemble) if ensemble else T._chunk
+def _program(ensemble: bool, member_data: bool, epochs: bool, devices, state, key, data):
+  """(the jitted chunk ``fit`` runs, its extra static arguments, devices, abstract arguments)."""
+  program, static = T._chunk_program(ensemble, devices, member_data, epochs)
   if devices is None:
-    return program, {}, 1, (state, key, data)
-  split = _dist.member_sharding(devices) if ensemble else _dist.replicated(devices)
-  data_split = (_dist.member_sharding if member_data else _dist.replicated)(devices)
+    return program, static, 1, (state, key, data)
+  split, data_split = T._shardings(ensemble, devices, member_data)
   arguments = (_abstract(state, split), _abstract(key, split), _abstract(data, data_split))
-  if len(devices) == 1:
-    return program, {}, 1, arguments
-  static = {"mesh": _dist.members_mesh(devices), **({"member_data": True} if member_data else {})}
-  return T._chunk_sharded, static, len(devices), arguments
+  return program, static, len(devices), arguments
 
 
 def estimate(model: Any, objective: Any, data: dict[str, Any], *, steps: int, batch_size: int,
              seed: Any = 0, optimizer: Any = None, log_every: int = 1000,
              dtype: Any = jnp.float32, devices: Any = None, member_data: bool = False,
-             compile: bool = True) -> Estimate:
+             sampling: str = "subsets", compile: bool = True) -> Estimate:
   """The memory of ``train.fit`` with these arguments (checked as ``fit`` checks them), with
   nothing allocated. ``compile=False`` skips XLA's analysis: the chunk is then its state and
   loss terms only, without temporaries."""
@@ -126,7 +121,8 @@ def estimate(model: Any, objective: Any, data: dict[str, Any], *, steps: int, ba
   arrays = _abstract(data)
   length = min(int(log_every), int(steps))
   program, static, n_devices, arguments = _program(
-      ensemble, member_data, T._check_devices(devices, seeds, ensemble), state, key, arrays)
+      ensemble, member_data, sampling == "epochs", T._check_devices(devices, seeds, ensemble),
+      state, key, arrays)
   static = dict(static, objective=objective, optimizer=optimizer, batch_size=batch_size,
                 length=length)
   if not compile:

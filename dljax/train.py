@@ -330,17 +330,29 @@ def _start(model, optimizer, dtype, seeds, ensemble, state, arrays, devices, mem
     train_key = _train_keys(jnp.asarray(seeds if ensemble else seeds[0]), ensemble=ensemble)
   start_step = int(np.max(np.asarray(state.step)))  # before the state is split across processes
   if devices is not None:  # members split across the devices; jit follows these shardings
-    split = _dist.member_sharding(devices) if ensemble else _dist.replicated(devices)
+    split, data_split = _shardings(ensemble, devices, member_data)
     state, train_key = _dist.place((state, train_key), split)
-    arrays = _dist.place(arrays, (_dist.member_sharding if member_data else _dist.replicated)(
-        devices))
+    arrays = _dist.place(arrays, data_split)
+  run, static = _chunk_program(ensemble, devices, member_data, epochs)
+  return state, train_key, arrays, functools.partial(run, **static), start_step
+
+
+def _shardings(ensemble: bool, devices, member_data: bool = False):
+  """(the state's and training keys' sharding, the data's) on ``devices``."""
+  split = _dist.member_sharding(devices) if ensemble else _dist.replicated(devices)
+  return split, (_dist.member_sharding if member_data else _dist.replicated)(devices)
+
+
+def _chunk_program(ensemble: bool, devices, member_data: bool = False, epochs: bool = False):
+  """(the jitted chunk ``fit`` runs for these members and devices, its extra static arguments);
+  ``dljax.resources`` lowers the same one to estimate a run's memory."""
   run = (_chunk_members if member_data else _chunk_ensemble) if ensemble else _chunk
+  static = {"epochs": True} if epochs else {}
   if devices is not None and len(devices) > 1:
-    run = functools.partial(_chunk_sharded, mesh=_dist.members_mesh(devices),
-                            **({"member_data": True} if member_data else {}))
-  if epochs:
-    run = functools.partial(run, epochs=True)
-  return state, train_key, arrays, run, start_step
+    run = _chunk_sharded
+    static.update(mesh=_dist.members_mesh(devices), **({"member_data": True} if member_data
+                                                        else {}))
+  return run, static
 
 
 def _train(run, state, train_key, arrays, objective, optimizer, start_step: int, steps: int,
