@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dljax import checks, forecast, metrics
+from dljax import evaluation as V
 from dljax import data as D
 from dljax import models as M
 from dljax import objectives as O
@@ -87,16 +88,6 @@ def _seeds(seed: int, ensemble: int) -> tuple[int, int | list[int]]:
   ensemble = checks.integer("ensemble", ensemble)
   seed = checks.integer("seed", seed, 0)
   return ensemble, seed if ensemble == 1 else list(range(seed, seed + ensemble))
-
-
-def _members(fn, params, ensemble: int):
-  """fn(params) for one member, or vmapped over the members' axis; compiled as one program."""
-  return jax.jit(fn if ensemble == 1 else jax.vmap(fn))(params)
-
-
-def eval_key(seed: int) -> jax.Array:
-  """The key of a seed's evaluation draws, independent of its init and training keys."""
-  return jax.random.fold_in(jax.random.PRNGKey(seed), 0x5EED)
 
 
 def _check_range(name: str, value: Any, interval: tuple[float, float] = (0.0, 1.0),
@@ -216,7 +207,7 @@ def _mlp_evaluate(model, ensemble: int, d: D.Regression, sx: D.Standardiser, sy:
 
   def evaluate(params):
     x_all = jnp.asarray(sx.transform(np.concatenate([d.x_test, x_fresh])))
-    F, log_sigma = _members(lambda p: model.predict(p, x_all), params, ensemble)
+    F, log_sigma = V.members(lambda p: model.predict(p, x_all), params, ensemble)
     mu_all = np.asarray(sy.inverse(np.asarray(F)))  # [(K,) 1000 + 1000, 1]
     sigma_all = np.asarray(sy.inverse_scale(np.exp(np.asarray(log_sigma))))
     n_test = d.x_test.shape[0]
@@ -245,26 +236,41 @@ def _mlp_evaluate(model, ensemble: int, d: D.Regression, sx: D.Standardiser, sy:
 LAGS = {"rnn": 5, "lstm": 10}  # the tutorial's window length of each recurrent example
 
 
+RECURRENT_DATASETS = ("sine", "sunspots")  # the tutorial's sin(pi t); dljax.realdata's
+
+
 def prepare_recurrent(cell: str = "rnn", seed: int = 0, steps: int = 10_000, batch_size: int = 1,
                       learning_rate: float = 3e-3, decay: bool = True, lags: int | None = None,
-                      hidden: int = 4, ensemble: int = 1, log_every: int = 1000, *,
+                      hidden: int = 4, ensemble: int = 1, log_every: int = 1000,
+                      likelihood: str = "mse", dataset: str = "sine", *,
                       n_points: int = 100, train_fraction: float = 2 / 3) -> Experiment:
   """The recurrent examples: an RNN (5 lags) or an LSTM (10 lags), hidden size 4, on sin(pi t).
 
-  Trained on the windows of the first ``train_fraction`` of the series of ``n_points`` by MSE;
-  then a closed-loop forecast from the first window across the whole series (n_points - lags
-  predictions).
+  Trained on the windows of the first ``train_fraction`` of the series of ``n_points`` by MSE
+  (or the Gaussian NLL); then a closed-loop forecast from the first window across the whole
+  series (n_points - lags predictions), with the Gaussian's band.
 
   Args:
     cell: rnn or lstm.
     decay: cosine decay of the learning rate to 0 over the steps (BUILD_NOTES.md, Decisions).
     lags: lagged values in each input window; None: the cell's (LAGS: 5 for rnn, 10 for lstm).
     hidden: hidden size.
+    likelihood: mse (the tutorial's) or gaussian (a mean and a log-variance per step, trained by
+      the NLL; forecasts get a 90% band, a mixture's for an ensemble).
+    dataset: sine (the tutorial's sin(pi t)) or sunspots (yearly, 1700-1968 train, 1969-2008
+      test, with ARIMA, exponential smoothing and persistence in the same run; the data extra).
   """
+  if checks.choice("dataset", dataset, RECURRENT_DATASETS) != "sine":
+    from dljax import realdata  # noqa: PLC0415 (needs the data extra)
+
+    return realdata.prepare_sunspots(cell, seed=seed, steps=steps, batch_size=batch_size,
+                                     learning_rate=learning_rate, decay=decay, lags=lags,
+                                     hidden=hidden, ensemble=ensemble, log_every=log_every,
+                                     likelihood=likelihood)
   cell = checks.choice("cell", cell, tuple(LAGS))
   ensemble, seeds = _seeds(seed, ensemble)
   lags = LAGS[cell] if lags is None else lags
-  model = (M.rnn if cell == "rnn" else M.lstm)(1, hidden, 1)
+  model = (M.rnn if cell == "rnn" else M.lstm)(1, hidden, 1, likelihood=likelihood)
   steps = checks.integer("steps", steps)  # before it sets the decay's length
   optimizer = T.adam(learning_rate, steps if decay else None)
   series = D.sine_series(n_points)
@@ -274,65 +280,31 @@ def prepare_recurrent(cell: str = "rnn", seed: int = 0, steps: int = 10_000, bat
 
   def evaluate(params):
     start, horizon = jnp.asarray(series[None, :lags]), n_points - lags
-    fc = _members(lambda p: forecast.closed_loop(model, p, start, horizon)[0], params, ensemble)
-    fc = np.asarray(fc)  # [(K,) horizon, 1]
-    pred = {"series": series, "forecast": fc if ensemble == 1 else fc.mean(0),
-            "n_train_windows": np.asarray(X.shape[0])}
-    if ensemble > 1:
-      pred["forecast_members"] = fc
+    pred = {"series": series, "n_train_windows": np.asarray(X.shape[0]),
+            **V.closed_loop_band(model, params, ensemble, start, horizon)}
     held_out = metrics.rmse(pred["forecast"][n_train - lags:], series[n_train:])
     return pred, {"rmse_held_out": held_out,
                   "rmse_all": metrics.rmse(pred["forecast"], series[lags:])}
 
-  return _prepare(cell, model, O.mse(model), {"x": X, "y": Y}, steps=steps,
+  return _prepare(cell, model, recurrent_objective(model), {"x": X, "y": Y}, steps=steps,
                   batch_size=batch_size, seed=seeds, log_every=log_every,
                   optimizer=optimizer, evaluate=evaluate)
+
+
+def recurrent_objective(model: M.RNN | M.LSTM):
+  """The recurrent net's loss: the tutorial's MSE, or the NLL of its Gaussian likelihood."""
+  return O.gaussian_nll(model) if model.likelihood == "gaussian" else O.mse(model)
 
 
 prepare_rnn = functools.partial(prepare_recurrent, "rnn")
 prepare_lstm = functools.partial(prepare_recurrent, "lstm")
 
 
-def _pool(key: jax.Array, members: np.ndarray, n: int) -> np.ndarray:
-  """n draws of the mixture: for each, a member chosen uniformly and its next unused draw."""
-  K = members.shape[0]
-  which = np.asarray(jax.random.randint(key, (n,), 0, K))
-  return members[which, np.arange(n) % members.shape[1]]
-
-
-IWAE_KS = (1, 10, 100, 1000)  # the IWAE bound's sample counts reported by the VAE and CVAE
-
-
-def _check_ks(ks: Any) -> tuple[int, ...]:
-  if isinstance(ks, (str, bytes)):
-    checks.fail("iwae_ks", "be a sequence of integers >= 1", repr(ks))
-  return checks.sizes("iwae_ks", ks)
-
-
-def _bound_scores(model, params, ensemble: int, seed: int, ks: tuple[int, ...], y, x=None):
-  """Held-out ELBO and IWAE bounds (K in ks), mean per point; {} when ks is empty.
-
-  An ensemble's IWAE is the mixture's (metrics.mixture_bound), its ELBO the members' mean (a
-  log-mean-exp of one-draw ELBOs is no bound: log mean_m p_m >= mean_m log p_m >= mean_m
-  ELBO_m); the members share the keys and are looped over, so every member and every call
-  reuses one compiled program.
-  """
-  if not ks:
-    return {}
-  key = jax.random.fold_in(eval_key(seed), 0x1BAE)
-  member = lambda m: params if ensemble == 1 else jax.tree.map(lambda a: a[m], params)
-  bounds = np.stack([metrics.log_likelihood_bounds(model, member(m), key, y, ks, x)
-                     for m in range(ensemble)])  # [K, 1 + len(ks), N]
-  iwae_means = np.asarray(metrics.mixture_bound(bounds[:, 1:])).mean(-1)
-  return {"elbo_held_out": float(bounds[:, 0].mean()),
-          **{f"iwae_{k}": float(b) for k, b in zip(ks, iwae_means)}}
-
-
 def prepare_vae(seed: int = 0, steps: int = 5000, batch_size: int = 200,
                 learning_rate: float = 1e-3, latent: int = 2,
                 encoder: tuple[int, ...] = (100, 50), decoder: tuple[int, ...] = (50, 100),
                 n_train: int = 1000, beta: float = 1.0, ensemble: int = 1, log_every: int = 1000,
-                *, iwae_ks: tuple[int, ...] = IWAE_KS) -> Experiment:
+                dataset: str = "ring", *, iwae_ks: tuple[int, ...] = V.IWAE_KS) -> Experiment:
   """The VAE on a noisy ring; scored by the energy distance of 1000 decoder means to fresh data,
   and by the held-out ELBO and IWAE bounds with ``iwae_ks`` samples (none: skipped).
 
@@ -342,26 +314,35 @@ def prepare_vae(seed: int = 0, steps: int = 5000, batch_size: int = 200,
     decoder: decoder hidden sizes.
     n_train: training points.
     beta: weight of the KL term (1: the ELBO).
+    dataset: ring (the tutorial's) or digits (scikit-learn's 8x8 digits, 1500 train, 297 test,
+      dequantised to [0, 1]^64, against probabilistic PCA and a Gaussian mixture; the data extra).
   """
+  if checks.choice("dataset", dataset, ("ring", "digits")) == "digits":
+    from dljax import realdata  # noqa: PLC0415 (needs the data extra)
+
+    return realdata.prepare_digits_vae(
+        seed=seed, steps=steps, batch_size=batch_size, learning_rate=learning_rate,
+        latent=latent, encoder=encoder, decoder=decoder, n_train=n_train, beta=beta,
+        ensemble=ensemble, log_every=log_every)
   ensemble, seeds = _seeds(seed, ensemble)
-  iwae_ks, n_train = _check_ks(iwae_ks), checks.integer("n_train", n_train, 2)
+  iwae_ks, n_train = V.check_ks(iwae_ks), checks.integer("n_train", n_train, 2)
   model = M.vae(2, latent, encoder, decoder)
   objective, optimizer = O.neg_elbo(model, beta), T.adam(learning_rate)
   y = D.noisy_ring(seed, n_train)
   sy = D.Standardiser.fit(y)
 
   def evaluate(params):
-    k_sample, k_pool = jax.random.split(eval_key(seed))
+    k_sample, k_pool = jax.random.split(V.eval_key(seed))
     draw = lambda p: model.sample(p, k_sample, N_SAMPLES)
-    means = sy.inverse(np.asarray(_members(draw, params, ensemble)))  # [(K,) 1000, 2]
+    means = sy.inverse(np.asarray(V.members(draw, params, ensemble)))  # [(K,) 1000, 2]
     pred = {"y_train": y,
-            "sample_means": means if ensemble == 1 else _pool(k_pool, means, N_SAMPLES)}
+            "sample_means": means if ensemble == 1 else V.pool(k_pool, means, N_SAMPLES)}
     if ensemble > 1:
       pred["sample_means_members"] = means
     fresh = D.noisy_ring(seed + FRESH_DATA_SEED_OFFSET, N_SAMPLES)
     y_fresh = jnp.asarray(sy.transform(fresh))  # standardised: add -sum(log sy.std) for y's units
     return pred, {"energy_distance": metrics.energy_distance(pred["sample_means"], fresh),
-                  **_bound_scores(model, params, ensemble, seed, iwae_ks, y_fresh)}
+                  **V.bound_scores(model, params, ensemble, seed, iwae_ks, y_fresh)}
 
   return _prepare("vae", model, objective, {"y": sy.transform(y)}, steps=steps,
                   batch_size=batch_size, seed=seeds, log_every=log_every,
@@ -371,8 +352,8 @@ def prepare_vae(seed: int = 0, steps: int = 5000, batch_size: int = 200,
 def prepare_cvae(seed: int = 0, steps: int = 5000, batch_size: int = 5,
                  learning_rate: float = 1e-3, latent: int = 2, hidden: tuple[int, ...] = (50, 50),
                  variant: str = "tutorial", n_train: int = 100, noise: float = 0.1,
-                 beta: float = 1.0, ensemble: int = 1, log_every: int = 1000, *,
-                 iwae_ks: tuple[int, ...] = IWAE_KS) -> Experiment:
+                 beta: float = 1.0, ensemble: int = 1, log_every: int = 1000,
+                 dataset: str = "step", *, iwae_ks: tuple[int, ...] = V.IWAE_KS) -> Experiment:
   """The CVAE on a noisy step; 100 curves, each with one noise draw shared by every x; the
   held-out ELBO and IWAE bounds of log p(y | x) with ``iwae_ks`` samples (none: skipped).
 
@@ -383,9 +364,18 @@ def prepare_cvae(seed: int = 0, steps: int = 5000, batch_size: int = 5,
     n_train: training points (Latin hypercube on [0, 1]).
     noise: standard deviation of the data's noise.
     beta: weight of the KL term (1: the ELBO).
+    dataset: step (the tutorial's) or digits (the bottom four rows of scikit-learn's 8x8 digits
+      given the top four, against a linear-Gaussian model; the data extra).
   """
+  if checks.choice("dataset", dataset, ("step", "digits")) == "digits":
+    from dljax import realdata  # noqa: PLC0415 (needs the data extra)
+
+    return realdata.prepare_digits_cvae(
+        seed=seed, steps=steps, batch_size=batch_size, learning_rate=learning_rate,
+        latent=latent, hidden=hidden, variant=variant, n_train=n_train, noise=noise, beta=beta,
+        ensemble=ensemble, log_every=log_every)
   ensemble, seeds = _seeds(seed, ensemble)
-  iwae_ks, n_train = _check_ks(iwae_ks), checks.integer("n_train", n_train, 2)
+  iwae_ks, n_train = V.check_ks(iwae_ks), checks.integer("n_train", n_train, 2)
   hidden = checks.sizes("hidden", hidden)  # one size list for the three networks
   model = M.cvae(1, 1, latent, hidden, hidden, hidden, variant)
   objective, optimizer = O.neg_elbo(model, beta), T.adam(learning_rate)
@@ -394,11 +384,11 @@ def prepare_cvae(seed: int = 0, steps: int = 5000, batch_size: int = 5,
 
   def evaluate(params):
     x_test = jnp.asarray(sx.transform(d.x_test))
-    k_sample, k_pool = jax.random.split(eval_key(seed))
+    k_sample, k_pool = jax.random.split(V.eval_key(seed))
     draw = lambda p: model.sample(p, k_sample, N_CURVES, x_test, shared_noise=True)
-    curves = sy.inverse(np.asarray(_members(draw, params, ensemble)))  # [(K,) 100, 400, 1]
+    curves = sy.inverse(np.asarray(V.members(draw, params, ensemble)))  # [(K,) 100, 400, 1]
     pred = {"x_test": d.x_test, "y_true": d.y_test,
-            "sample_means": curves if ensemble == 1 else _pool(k_pool, curves, N_CURVES),
+            "sample_means": curves if ensemble == 1 else V.pool(k_pool, curves, N_CURVES),
             "x_train": d.x, "y_train": d.y}
     if ensemble > 1:
       pred["sample_means_members"] = curves
@@ -409,7 +399,7 @@ def prepare_cvae(seed: int = 0, steps: int = 5000, batch_size: int = 5,
     held = D.step_function(seed + FRESH_DATA_SEED_OFFSET, n=N_SAMPLES, noise=noise)
     x_fresh, y_fresh = jnp.asarray(sx.transform(held.x)), jnp.asarray(sy.transform(held.y))
     return pred, {"max_abs_error_of_mean_away_from_step": float(err.max()),
-                  **_bound_scores(model, params, ensemble, seed, iwae_ks, y_fresh, x_fresh)}
+                  **V.bound_scores(model, params, ensemble, seed, iwae_ks, y_fresh, x_fresh)}
 
   return _prepare("cvae", model, objective, {"x": sx.transform(d.x), "y": sy.transform(d.y)},
                   steps=steps, batch_size=batch_size, seed=seeds,

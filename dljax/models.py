@@ -174,18 +174,38 @@ def _unroll(lags: int, unroll: int | bool | None) -> int | bool:
   return True if unroll is True or (not isinstance(unroll, bool) and unroll >= lags) else unroll
 
 
+# The recurrent nets' likelihoods: the tutorial's squared error (one output yhat), or a Gaussian
+# N(y; yhat, sigma^2) with a second head log sigma = h V_sigma + c_sigma, trained by its NLL.
+RECURRENT_LIKELIHOODS = ("mse", "gaussian")
+
+
 @dataclasses.dataclass(frozen=True)
 class _Recurrent:
   """The RNN's and the LSTM's sizes and ``apply``: a ``lax.scan`` of the cell over the lags from a
-  zero state, then yhat = h V + c; ``unroll`` is the scan's (None: fully up to 16 lags, else 2)."""
+  zero state, then yhat = h V + c; ``unroll`` is the scan's (None: fully up to 16 lags, else 2).
+  With ``likelihood="gaussian"``, ``predict`` also gives log sigma = h V_sigma + c_sigma."""
 
   in_dim: int = 1
   hidden: int = 4
   out_dim: int = 1
   unroll: int | bool | None = None
+  likelihood: str = "mse"
 
   def apply(self, params: Params, Y: Array) -> Array:
-    """One-step-ahead prediction yhat [batch, out_dim] from windows Y [batch, lags, in_dim]."""
+    """One-step-ahead prediction yhat [batch, out_dim] (the mean) from windows Y [batch, lags,
+    in_dim]."""
+    return self._last_hidden(params, Y) @ params["V"] + params["c"]
+
+  def predict(self, params: Params, Y: Array) -> tuple[Array, Array]:
+    """The Gaussian's mean yhat and log sigma in [-15, 15], [batch, out_dim] each."""
+    if self.likelihood != "gaussian":
+      checks.fail("likelihood", "be 'gaussian' for predict (mse has no sigma)",
+                  repr(self.likelihood))
+    h = self._last_hidden(params, Y)
+    return h @ params["V"] + params["c"], bound_log_sigma(h @ params["V_sigma"] + params["c_sigma"])
+
+  def _last_hidden(self, params: Params, Y: Array) -> Array:
+    """The hidden state h [batch, hidden] after the last lag of Y (checked here)."""
     checks.shape("Y", Y, (None, None, self.in_dim))
     if Y.shape[1] < 1:
       checks.fail("Y", "have at least one lag", f"shape {Y.shape}")
@@ -196,17 +216,26 @@ class _Recurrent:
     cell = lambda state, yU_b: (self._cell(W, state, yU_b), None)
     state, _ = jax.lax.scan(cell, (zeros,) * self._states, YU_b,
                             unroll=_unroll(Y.shape[1], self.unroll))
-    return state[0] @ params["V"] + params["c"]
+    return state[0]
+
+  def _sigma_head(self, key: Array, dtype: Any) -> Params:
+    """{V_sigma, c_sigma} of the Gaussian likelihood ({} for mse), from its own key."""
+    if self.likelihood != "gaussian":
+      return {}
+    head = _dense(jax.random.fold_in(key, 1), self.hidden, self.out_dim, dtype)
+    return {"V_sigma": head["A"], "c_sigma": head["b"]}
 
 
-def _recurrent_sizes(in_dim: Any, hidden: Any, out_dim: Any, unroll: Any) -> tuple:
+def _recurrent_sizes(in_dim: Any, hidden: Any, out_dim: Any, unroll: Any,
+                     likelihood: Any = "mse") -> tuple:
   """The checked arguments of rnn and lstm."""
   if not (unroll is None or isinstance(unroll, bool)):
     if not isinstance(unroll, (int, np.integer)) or unroll < 1:
       checks.fail("unroll", "be None, a bool or an integer >= 1", repr(unroll))
     unroll = int(unroll)
   return (checks.integer("in_dim", in_dim), checks.integer("hidden", hidden),
-          checks.integer("out_dim", out_dim), unroll)
+          checks.integer("out_dim", out_dim), unroll,
+          checks.choice("likelihood", likelihood, RECURRENT_LIKELIHOODS))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,7 +251,7 @@ class RNN(_Recurrent):
     return {"U": _glorot(k_U, (self.in_dim, H), dtype),
             "W": jnp.eye(H, dtype=dtype),  # the recurrent matrix starts as the identity
             "b": jnp.zeros((1, H), dtype), "V": _glorot(k_V, (H, self.out_dim), dtype),
-            "c": jnp.zeros((1, self.out_dim), dtype)}
+            "c": jnp.zeros((1, self.out_dim), dtype), **self._sigma_head(key, dtype)}
 
   def _input_weights(self, params: Params) -> tuple[Array, Array, Array]:
     return params["U"], params["W"], params["b"]
@@ -231,9 +260,10 @@ class RNN(_Recurrent):
     return (jnp.tanh(state[0] @ W + yU_b),)  # h [batch, H]
 
 
-def rnn(in_dim: int = 1, hidden: int = 4, out_dim: int = 1, unroll: int | bool | None = None) -> RNN:
-  """The tutorial's recurrent network (hidden size 4)."""
-  return RNN(*_recurrent_sizes(in_dim, hidden, out_dim, unroll))
+def rnn(in_dim: int = 1, hidden: int = 4, out_dim: int = 1, unroll: int | bool | None = None,
+        likelihood: str = "mse") -> RNN:
+  """The tutorial's recurrent network (hidden size 4); ``likelihood`` mse or gaussian."""
+  return RNN(*_recurrent_sizes(in_dim, hidden, out_dim, unroll, likelihood))
 
 
 _GATES = ("f", "i", "s", "o")  # forget, input, cell candidate, output
@@ -263,7 +293,7 @@ class LSTM(_Recurrent):
       params[f"b_{g}"] = jnp.zeros((1, H), dtype)
     params["V"] = _glorot(keys[4], (H, self.out_dim), dtype)
     params["c"] = jnp.zeros((1, self.out_dim), dtype)
-    return params
+    return {**params, **self._sigma_head(key, dtype)}
 
   def _input_weights(self, params: Params) -> tuple[Array, Array, Array]:
     """The four gates side by side, so each step is one matmul: [.., 4H] = [f | i | s | o]."""
@@ -281,9 +311,9 @@ class LSTM(_Recurrent):
 
 
 def lstm(in_dim: int = 1, hidden: int = 4, out_dim: int = 1,
-         unroll: int | bool | None = None) -> LSTM:
-  """The tutorial's LSTM (hidden size 4)."""
-  return LSTM(*_recurrent_sizes(in_dim, hidden, out_dim, unroll))
+         unroll: int | bool | None = None, likelihood: str = "mse") -> LSTM:
+  """The tutorial's LSTM (hidden size 4); ``likelihood`` mse or gaussian."""
+  return LSTM(*_recurrent_sizes(in_dim, hidden, out_dim, unroll, likelihood))
 
 
 # ----------------------------------------------------------------------------------------------

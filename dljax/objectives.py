@@ -87,18 +87,19 @@ def _check_same_shape(name_a: str, a: Array, name_b: str, b: Array) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class GaussianNLL:
-  """Negative log likelihood of y under the MLP's noise model, per data point.
+  """Negative log likelihood of y under the model's Gaussian ``predict``, per data point.
 
     nll = mean_n sum_r [log 2 pi + 2 log sigma_r + (y_nr - f_nr)^2 / sigma_r^2] / 2
 
-  Batch: ``{"x": [N, P], "y": [N, R]}``. Terms: ``nll`` and ``mse`` (monitoring only).
+  Batch: ``{"x": inputs, "y": [N, R]}``, inputs [N, P] for the MLP, windows [N, lags, D] for a
+  recurrent net with ``likelihood="gaussian"``. Terms: ``nll`` and ``mse`` (monitoring only).
   """
 
-  model: M.MLP
+  model: M.MLP | M.RNN | M.LSTM
 
   def batch_shapes(self) -> dict[str, tuple[int | None, ...]]:
     """The batch's arrays and their shapes (None: any size), checked by ``train.fit``."""
-    return {"x": (None, self.model.in_dim), "y": (None, self.model.out_dim)}
+    return {"x": _input_shape(self.model), "y": (None, self.model.out_dim)}
 
   def __call__(self, params: M.Params, batch: Batch, key: Array | None = None):
     F, log_sigma = self.model.predict(params, batch["x"])
@@ -197,6 +198,45 @@ class Adversarial:
     return loss + loss_adv, {**terms, **{f"adversarial_{k}": v for k, v in terms_adv.items()}}
 
 
+@dataclasses.dataclass(frozen=True)
+class Dequantised:
+  """The wrapped objective on dequantised data: each array named in ``names`` holds integer
+  levels k in [0, levels), and the objective sees y = (k + u) / levels with u ~ U(0, 1) drawn
+  afresh at each step (from the step's key, split from the one the objective gets), so that a
+  likelihood of y is a density on [0, 1]^D (Theis, van den Oord and Bethge, 2016)."""
+
+  objective: Any
+  levels: int
+  names: tuple[str, ...] = ("y",)
+
+  @property
+  def model(self) -> Any:
+    return self.objective.model
+
+  def batch_shapes(self) -> dict[str, tuple[int | None, ...]] | None:
+    declared = getattr(self.objective, "batch_shapes", None)
+    return declared() if callable(declared) else None
+
+  def __call__(self, params: M.Params, batch: Batch, key: Array):
+    k_u, k_objective = jax.random.split(key)
+    keys = jax.random.split(k_u, len(self.names))
+    dequantised = {name: (batch[name] + jax.random.uniform(k, jnp.shape(batch[name]),
+                                                           jnp.result_type(batch[name])))
+                   / self.levels for name, k in zip(self.names, keys)}
+    return self.objective(params, {**batch, **dequantised}, k_objective)
+
+
+def dequantised(objective: Any, levels: int, names: tuple[str, ...] = ("y",)) -> Dequantised:
+  """``objective`` on (k + u) / levels, u ~ U(0, 1) fresh at every step, for the batch arrays
+  ``names`` of integer levels k (see ``Dequantised``)."""
+  if not callable(objective):
+    checks.fail("objective", "be an objective (params, batch, key) -> (loss, terms)",
+                type(objective).__name__, kind=checks.ArgumentTypeError)
+  if isinstance(names, str) or not names or not all(isinstance(n, str) for n in names):
+    checks.fail("names", "be a non-empty sequence of batch array names", repr(names))
+  return Dequantised(objective, checks.integer("levels", levels, 2), tuple(names))
+
+
 def _check_model(name: str, model: Any, kinds: tuple[type, ...]) -> None:
   if not isinstance(model, kinds):
     want = " or ".join(k.__name__ for k in kinds)
@@ -204,9 +244,13 @@ def _check_model(name: str, model: Any, kinds: tuple[type, ...]) -> None:
         "model", f"{name} needs a model of type {want}, got {type(model).__name__}")
 
 
-def gaussian_nll(model: M.MLP) -> GaussianNLL:
-  """The tutorial's objective for the network: NLL with learned noise."""
-  _check_model("gaussian_nll", model, (M.MLP,))
+def gaussian_nll(model: M.MLP | M.RNN | M.LSTM) -> GaussianNLL:
+  """The tutorial's objective for the network: NLL with learned noise; also a recurrent net's
+  with ``likelihood="gaussian"``."""
+  _check_model("gaussian_nll", model, (M.MLP, M.RNN, M.LSTM))
+  if not isinstance(model, M.MLP) and model.likelihood != "gaussian":
+    checks.fail("model", "have likelihood='gaussian' for gaussian_nll (use mse for 'mse')",
+                f"likelihood={model.likelihood!r}", kind=checks.ArgumentTypeError)
   return GaussianNLL(model)
 
 

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dljax import checks, files, forecast, metrics
+from dljax import evaluation as V
 from dljax import data as D
 from dljax import examples as E
 from dljax import models as M
@@ -37,8 +38,9 @@ from dljax import train as T
 
 LEVELS = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2))  # the calibration panel's levels
 N_DRAWS = 1000  # VAE / CVAE samples drawn for the figure
-TUTORIAL_ONLY = {"mlp": ("n_train", "noise", "x_range"), "vae": ("n_train",),
-                 "cvae": ("n_train", "noise")}  # settings of the tutorial's data, not a file's
+TUTORIAL_ONLY = {"mlp": ("n_train", "noise", "x_range", "dataset"), "vae": ("n_train", "dataset"),
+                 "cvae": ("n_train", "noise", "dataset"), "rnn": ("dataset",),
+                 "lstm": ("dataset",)}  # settings of the tutorial's data, not a file's
 
 
 class Rows(NamedTuple):
@@ -113,7 +115,7 @@ def _xy(name, data, features, target, test_data, test_fraction, missing, setting
 
 def _mixture(model, params, ensemble: int, x, sx, sy) -> tuple[np.ndarray, np.ndarray]:
   """The members' predictive means and standard deviations [K, N, R] in y's units."""
-  F, log_sigma = E._members(lambda p: model.predict(p, jnp.asarray(sx.transform(x))), params,
+  F, log_sigma = V.members(lambda p: model.predict(p, jnp.asarray(sx.transform(x))), params,
                             ensemble)
   mu = np.asarray(sy.inverse(np.asarray(F, np.float64)))
   sigma = np.asarray(sy.inverse_scale(np.exp(np.asarray(log_sigma, np.float64))))
@@ -194,52 +196,87 @@ def prepare_recurrent(cell: str = "rnn", data: str | None = None, column: str | 
   point, and closed loop from the training series' last window."""
   if data is None:
     return E.prepare_recurrent(cell, **settings)
-  s = {**E.defaults(cell), **settings}
-  cell = checks.choice("cell", cell, tuple(E.LAGS))
-  ensemble, seeds = E._seeds(s["seed"], s["ensemble"])
+  s = _settings(cell, settings)
   lags = checks.integer("lags", E.LAGS[cell] if s["lags"] is None else s["lags"])
   rows = _series(data, column, lags, test_data=test_data, test_fraction=test_fraction,
                  missing=missing)
-  series = rows.train["column"]
+  held = rows.test["column"] if rows.test is not None else None
+  return series_experiment(f"{cell}_data", cell, rows.train["column"], held, s, data)
+
+
+def series_experiment(name: str, cell: str, series: np.ndarray, held: np.ndarray | None,
+                      settings: dict[str, Any], source: str = "the series") -> E.Experiment:
+  """The RNN or LSTM (``settings`` as ``examples.prepare_recurrent``'s, all given) trained on
+  ``series`` [N, 1], standardised by its statistics, and scored on its continuation ``held``
+  [H, 1] (None: no test span) in the series' units."""
+  s = settings
+  cell = checks.choice("cell", cell, tuple(E.LAGS))
+  ensemble, seeds = E._seeds(s["seed"], s["ensemble"])
+  lags = checks.integer("lags", E.LAGS[cell] if s["lags"] is None else s["lags"])
   sy = D.Standardiser.fit(series)
   X, Y = D.lag_windows(sy.transform(series), lags)
-  batch_size = _batch(s["batch_size"], len(X), data)
-  model = (M.rnn if cell == "rnn" else M.lstm)(1, s["hidden"], 1)
+  batch_size = _batch(s["batch_size"], len(X), source)
+  model = (M.rnn if cell == "rnn" else M.lstm)(1, s["hidden"], 1, likelihood=s["likelihood"])
   steps = checks.integer("steps", s["steps"])
   optimizer = T.adam(s["learning_rate"], steps if s["decay"] else None)
-  held = rows.test["column"] if rows.test is not None else series[len(series) - lags:][:0]
+  held = series[len(series) - lags:][:0] if held is None else held
   evaluate = functools.partial(_recurrent_evaluate, model, ensemble, series, held, sy, lags)
-  return E._prepare(f"{cell}_data", model, O.mse(model), {"x": X, "y": Y}, steps=steps,
+  return E._prepare(name, model, E.recurrent_objective(model), {"x": X, "y": Y}, steps=steps,
                     batch_size=batch_size, seed=seeds, log_every=s["log_every"],
                     optimizer=optimizer, evaluate=evaluate, standardisers={"y": sy})
 
 
 @functools.partial(jax.jit, static_argnames=("model", "horizon"))
 def _forecasts(model, params, windows, start, horizon):
-  """One-step predictions of ``windows`` and the closed loop from ``start``, standardised."""
+  """The one-step predictions of ``windows`` and the closed loop from ``start``, standardised:
+  (mean,) each, or (mean, log sigma) for a Gaussian model."""
+  if model.likelihood == "gaussian":
+    one_step = model.predict(params, windows)
+    closed = (forecast.closed_loop_predictive(model, params, start, horizon) if horizon
+              else (one_step[0][None, :0],) * 2)
+    return one_step, tuple(a[0] for a in closed)
   one_step = model.apply(params, windows)
   closed = forecast.closed_loop(model, params, start, horizon)[0] if horizon else one_step[:0]
-  return one_step, closed
+  return (one_step,), (closed,)
 
 
 def _recurrent_evaluate(model, ensemble, series, held, sy, lags, params):
-  """Forecasts of the held-out span [H, 1] in original units, and their RMSEs."""
+  """Forecasts of the held-out span [H, 1] in original units, and their scores."""
   z_train, z_held = sy.transform(series), sy.transform(held)
   context = np.concatenate([z_train[-lags:], z_held])
   windows = D.lag_windows(context, lags)[0] if len(z_held) else z_train[None, :lags][:0]
   start = z_train[None, -lags:]
   run = lambda p: _forecasts(model, p, jnp.asarray(windows), jnp.asarray(start), len(z_held))
-  one, closed = (sy.inverse(np.asarray(a)) for a in E._members(run, params, ensemble))
+  one, closed = (V.as_members(*_units(sy, *a), ensemble=ensemble)
+                 for a in V.members(run, params, ensemble))
   pred = {"series_train": series, "series_test": held,
-          "one_step": one if ensemble == 1 else one.mean(0),
-          "forecast": closed if ensemble == 1 else closed.mean(0)}
-  if ensemble > 1:
-    pred["forecast_members"] = closed
+          **_predictive("one_step", *one), **_predictive("forecast", *closed)}
   if not len(held):
     return pred, {"n_train": len(series)}
-  return pred, {"test_rmse_one_step": metrics.rmse(pred["one_step"], held),
-                "test_rmse_closed_loop": metrics.rmse(pred["forecast"], held),
-                "n_train": len(series), "n_test": len(held)}
+  scores = {"test_rmse_one_step": metrics.rmse(pred["one_step"], held),
+            "test_rmse_closed_loop": metrics.rmse(pred["forecast"], held)}
+  if len(one) == 2:
+    cover = metrics.coverage(held, *one, (0.9,))
+    scores.update(test_nll_one_step=float(np.mean(metrics.mixture_nll(held, *one))),
+                  coverage_90_one_step=cover[0.9])
+  return pred, {**scores, "n_train": len(series), "n_test": len(held)}
+
+
+def _units(sy, mean, log_sigma=None) -> tuple[np.ndarray, ...]:
+  """Standardised (mean[, log sigma]) in the series' units, float64: (mean[, sigma])."""
+  mean = np.asarray(sy.inverse(np.asarray(mean, np.float64)))
+  if log_sigma is None:
+    return (mean,)
+  return mean, np.asarray(sy.inverse_scale(np.exp(np.asarray(log_sigma, np.float64))))
+
+
+def _predictive(name: str, mean: np.ndarray, sigma: np.ndarray | None = None):
+  """Predictions NAME [H, 1] (the members' mean), NAME_members [K, H, 1] for an ensemble; with
+  sigma, the band's too (``evaluation.named_band``)."""
+  if sigma is not None:
+    return V.named_band(name, mean, sigma)
+  pred = {name: mean[0] if len(mean) == 1 else mean.mean(0)}
+  return {**pred, f"{name}_members": mean} if len(mean) > 1 else pred
 
 
 prepare_rnn = functools.partial(prepare_recurrent, "rnn")
@@ -249,7 +286,7 @@ prepare_lstm = functools.partial(prepare_recurrent, "lstm")
 def _bounds(model, params, ensemble, seed, sy, y, x=None) -> dict[str, float]:
   """test_elbo and test_iwae_1000 per point in y's original units: log p(y) = log p(z) -
   sum_j log std_j for standardised z = (y - mean) / std."""
-  scores = E._bound_scores(model, params, ensemble, seed, (1000,), y, x)
+  scores = V.bound_scores(model, params, ensemble, seed, (1000,), y, x)
   shift = float(np.sum(np.log(sy.std)))
   return {"test_elbo": scores["elbo_held_out"] - shift,
           "test_iwae_1000": scores["iwae_1000"] - shift}
@@ -271,11 +308,11 @@ def prepare_vae(data: str | None = None, columns: tuple[str, ...] | None = None,
   sy = D.Standardiser.fit(y)
 
   def evaluate(params):
-    draw = lambda p: model.sample(p, E.eval_key(s["seed"]), N_DRAWS)
-    means = sy.inverse(np.asarray(E._members(draw, params, ensemble)))
-    k_pool = jax.random.fold_in(E.eval_key(s["seed"]), 1)
+    draw = lambda p: model.sample(p, V.eval_key(s["seed"]), N_DRAWS)
+    means = sy.inverse(np.asarray(V.members(draw, params, ensemble)))
+    k_pool = jax.random.fold_in(V.eval_key(s["seed"]), 1)
     pred = {"y_train": y, "sample_means": means if ensemble == 1 else
-            E._pool(k_pool, means, N_DRAWS)}
+            V.pool(k_pool, means, N_DRAWS)}
     if rows.test is None:
       return pred, {"n_train": len(y)}
     held = rows.test["columns"]
@@ -307,8 +344,8 @@ def prepare_cvae(data: str | None = None, features: tuple[str, ...] | None = Non
 
   def evaluate(params):
     xz = jnp.asarray(sx.transform(held["features"]))
-    draw = lambda p: model.sample(p, E.eval_key(s["seed"]), 20, xz)  # [(K,) 20, N, R]
-    draws = sy.inverse(np.asarray(E._members(draw, params, ensemble)))
+    draw = lambda p: model.sample(p, V.eval_key(s["seed"]), 20, xz)  # [(K,) 20, N, R]
+    draws = sy.inverse(np.asarray(V.members(draw, params, ensemble)))
     pred = {"x_test": held["features"], "y_test": held["target"], "x_train": x, "y_train": y,
             "samples": draws if ensemble == 1 else draws.reshape(-1, *draws.shape[2:])}
     if rows.test is None:

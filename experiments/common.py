@@ -449,7 +449,7 @@ def run_and_write(experiment, workdir: str, config: dict[str, Any], allow_large:
       fitted = _train(run)
       t_trained = time.perf_counter()
       predictions, metrics_ = experiment.evaluate(fitted.params)
-      result = {"example": experiment.name, **{k: float(v) for k, v in metrics_.items()},
+      result = {"example": experiment.name, **{k: _plain(v) for k, v in metrics_.items()},
                 "steps": run.steps, "resumed_from_step": fitted.start_step,
                 "steps_per_s": fitted.timings.get("steps_per_s"),
                 "final_loss": float(np.mean(fitted.history["loss"][..., -1]))}
@@ -463,6 +463,12 @@ def run_and_write(experiment, workdir: str, config: dict[str, Any], allow_large:
         _safely(lambda: _write_json(os.path.join(workdir, "metrics.json"), result))
   logging.info("%s: %s", experiment.name, json.dumps(result))
   return result
+
+
+def _plain(value: Any) -> Any:
+  """A metric for metrics.json: a number as a float; anything else (a baseline's order, its
+  configuration) as the plain JSON value it is."""
+  return value if isinstance(value, (str, list, tuple, dict)) else float(value)
 
 
 def _start_run(experiment, workdir: str, config: dict[str, Any], run_flags: dict[str, Any]):

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments import figures
-
 
 def mlp(pred: dict[str, np.ndarray], path: str) -> None:
   """Predicted against observed on the test rows with 90% intervals (first output), and the
@@ -35,9 +33,25 @@ def mlp(pred: dict[str, np.ndarray], path: str) -> None:
   figures._save(fig, path)
 
 
+def _bands(ax, t: np.ndarray, pred: dict[str, np.ndarray]) -> None:
+  """The 90% bands of a Gaussian model's one-step predictions and forecast, else the forecast
+  members' mean +- 2 std (an ensemble trained with MSE)."""
+  if "one_step_low_90" in pred:
+    ax.fill_between(t, pred["one_step_low_90"][:, 0], pred["one_step_high_90"][:, 0],
+                    color="green", alpha=0.15, lw=0, label="one step: 90% band")
+  if "forecast_low_90" in pred:
+    ax.fill_between(t, pred["forecast_low_90"][:, 0], pred["forecast_high_90"][:, 0],
+                    color="red", alpha=0.2, lw=0, label="90% band (predicted variance)")
+  elif "forecast_members" in pred:
+    m = pred["forecast_members"][..., 0]
+    ax.fill_between(t, m.mean(0) - 2 * m.std(0), m.mean(0) + 2 * m.std(0), color="red",
+                    alpha=0.2, lw=0, label="members: mean $\\pm$ 2 std")
+
+
 def recurrent(pred: dict[str, np.ndarray], path: str) -> None:
-  """The end of the training series, the held-out span, and the closed-loop forecast (with
-  the members' mean +- 2 std for an ensemble) and the one-step predictions."""
+  """The end of the training series, the held-out span, and the closed-loop forecast and the
+  one-step predictions, with their 90% bands (Gaussian model) or the forecast members' mean
+  +- 2 std (an ensemble)."""
   plt = figures.plt
   train, test = pred["series_train"][:, 0], pred["series_test"][:, 0]
   shown = train[-max(len(test), 20):]
@@ -49,10 +63,7 @@ def recurrent(pred: dict[str, np.ndarray], path: str) -> None:
     ax.plot(t1, test, "k-", lw=1.5, label="held out")
     ax.plot(t1, pred["forecast"][:, 0], "r--", lw=2, label="closed-loop forecast")
     ax.plot(t1, pred["one_step"][:, 0], "g:", lw=1.5, label="one step ahead")
-    if "forecast_members" in pred:
-      m = pred["forecast_members"][..., 0]
-      ax.fill_between(t1, m.mean(0) - 2 * m.std(0), m.mean(0) + 2 * m.std(0), color="red",
-                      alpha=0.2, lw=0, label="members: mean $\\pm$ 2 std")
+    _bands(ax, t1, pred)
   ax.axvline(0, color="k", ls="--", lw=1)
   ax.set_xlabel("$t$ (0: the first held-out point)")
   ax.set_ylabel("$y_t$")
@@ -92,3 +103,7 @@ def cvae(pred: dict[str, np.ndarray], path: str) -> None:
 
 FIGURES = {"mlp_data": mlp, "rnn_data": recurrent, "lstm_data": recurrent, "vae_data": vae,
            "cvae_data": cvae}
+
+# Last, so that importing this module first works too: figures.py imports it at its end and
+# reads FIGURES, and the functions above only use figures.plt and figures._save when called.
+from experiments import figures  # noqa: E402

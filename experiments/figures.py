@@ -45,12 +45,16 @@ def mlp(pred: dict[str, np.ndarray], path: str) -> None:
 
 
 def recurrent(pred: dict[str, np.ndarray], path: str) -> None:
-  """The series, the closed-loop forecast, and a dashed line where the training windows end."""
+  """The series, the closed-loop forecast, and a dashed line where the training windows end;
+  the forecast's 90% band for a Gaussian model, else the members' mean +- 2 std (ensemble)."""
   series, fc = pred["series"][:, 0], pred["forecast"][:, 0]
   lags = len(series) - len(fc)
   t = np.arange(len(fc))
   fig, ax = plt.subplots(figsize=(6.4, 4.8))
-  if "forecast_members" in pred:
+  if "forecast_low_90" in pred:  # a Gaussian model: its (mixture's) central 90% interval
+    lo, hi = pred["forecast_low_90"][:, 0], pred["forecast_high_90"][:, 0]
+    ax.fill_between(t, lo, hi, color="red", alpha=0.2, lw=0, label="90% band (predicted variance)")
+  elif "forecast_members" in pred:
     m = pred["forecast_members"][..., 0]
     lo, hi = fc - 2 * m.std(0), fc + 2 * m.std(0)
     ax.fill_between(t, lo, hi, color="red", alpha=0.2, lw=0, label="members: mean $\\pm$ 2 std")
@@ -132,6 +136,7 @@ def loss_curves(history: dict[str, np.ndarray], path: str, title: str = "") -> N
   _save(fig, path)
 
 
-from experiments import datafigures  # noqa: E402 (the --data runs' figures; they use _save)
+from experiments import datafigures, realfigures  # noqa: E402 (data runs' figures; use _save)
 
 FIGURES.update(datafigures.FIGURES)
+FIGURES.update(realfigures.FIGURES)

@@ -1,4 +1,7 @@
-"""Every test runs with rank promotion raising, which catches [B] against [B, 1] mistakes."""
+"""Every test runs with rank promotion raising, which catches [B] against [B, 1] mistakes; the
+``no_network`` fixture fails a test that opens a connection or resolves a name."""
+
+import socket
 
 import jax
 import pytest
@@ -8,3 +11,15 @@ import pytest
 def _strict_rank_promotion():
   with jax.numpy_rank_promotion("raise"):
     yield
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+  """Any attempt to make a socket, connect or resolve a name fails the test."""
+  def refuse(*args, **kwargs):
+    raise AssertionError(f"network access: {args!r}")
+
+  for name in ("connect", "connect_ex"):
+    monkeypatch.setattr(socket.socket, name, refuse)
+  for name in ("socket", "create_connection", "getaddrinfo"):
+    monkeypatch.setattr(socket, name, refuse)

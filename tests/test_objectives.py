@@ -376,11 +376,18 @@ def test_vae_neg_elbo_upper_bounds_neg_log_evidence():
 # Builders and argument checks.
 
 
-@pytest.mark.parametrize("model", [models.rnn(), models.lstm(), models.vae(), models.cvae()])
-def test_gaussian_nll_rejects_non_mlp(model):
-  """gaussian_nll raises TypeError for a model that is not an MLP."""
-  with pytest.raises(TypeError, match="MLP"):
+@pytest.mark.parametrize("model", [models.vae(), models.cvae()])
+def test_gaussian_nll_rejects_latent_models(model):
+  """gaussian_nll raises TypeError for a model that is neither an MLP nor a recurrent net."""
+  with pytest.raises(TypeError, match="MLP or RNN or LSTM"):
     objectives.gaussian_nll(model)
+
+
+@pytest.mark.parametrize("build", [models.rnn, models.lstm])
+def test_gaussian_nll_rejects_mse_recurrent(build):
+  """A recurrent net needs likelihood='gaussian' for gaussian_nll: the error names it."""
+  with pytest.raises(TypeError, match="likelihood='gaussian'.*got likelihood='mse'"):
+    objectives.gaussian_nll(build())
 
 
 @pytest.mark.parametrize("model", [models.vae(), models.cvae()])

@@ -4,7 +4,6 @@ experiments.uci end to end on two short splits."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -32,18 +31,6 @@ def test_boston_split_0_is_the_published_one():
     p = rs.permutation(506)
     assert np.array_equal(splits[i][0], p[:455]) and np.array_equal(splits[i][1], p[455:])
   assert [len(te) for _, te in datasets.uci_splits(45730, 5)] == [4573] * 5  # Protein
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-  """Any attempt to open a connection or resolve a name fails the test."""
-  def refuse(*args, **kwargs):
-    raise AssertionError(f"network access: {args!r}")
-
-  monkeypatch.setattr(socket.socket, "connect", refuse)
-  monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-  monkeypatch.setattr(socket, "create_connection", refuse)
-  monkeypatch.setattr(socket, "getaddrinfo", refuse)
 
 
 @pytest.mark.parametrize("name,rows,features,target", [
