@@ -261,12 +261,7 @@ def prepare_recurrent(cell: str = "rnn", seed: int = 0, steps: int = 10_000, bat
       test, with ARIMA, exponential smoothing and persistence in the same run; the data extra).
   """
   if checks.choice("dataset", dataset, RECURRENT_DATASETS) != "sine":
-    from dljax import realdata  # noqa: PLC0415 (needs the data extra)
-
-    return realdata.prepare_sunspots(cell, seed=seed, steps=steps, batch_size=batch_size,
-                                     learning_rate=learning_rate, decay=decay, lags=lags,
-                                     hidden=hidden, ensemble=ensemble, log_every=log_every,
-                                     likelihood=likelihood)
+    return _on_real_data("prepare_sunspots", locals())
   cell = checks.choice("cell", cell, tuple(LAGS))
   ensemble, seeds = _seeds(seed, ensemble)
   lags = LAGS[cell] if lags is None else lags
@@ -318,12 +313,7 @@ def prepare_vae(seed: int = 0, steps: int = 5000, batch_size: int = 200,
       dequantised to [0, 1]^64, against probabilistic PCA and a Gaussian mixture; the data extra).
   """
   if checks.choice("dataset", dataset, ("ring", "digits")) == "digits":
-    from dljax import realdata  # noqa: PLC0415 (needs the data extra)
-
-    return realdata.prepare_digits_vae(
-        seed=seed, steps=steps, batch_size=batch_size, learning_rate=learning_rate,
-        latent=latent, encoder=encoder, decoder=decoder, n_train=n_train, beta=beta,
-        ensemble=ensemble, log_every=log_every)
+    return _on_real_data("prepare_digits_vae", locals())
   ensemble, seeds = _seeds(seed, ensemble)
   iwae_ks, n_train = V.check_ks(iwae_ks), checks.integer("n_train", n_train, 2)
   model = M.vae(2, latent, encoder, decoder)
@@ -368,12 +358,7 @@ def prepare_cvae(seed: int = 0, steps: int = 5000, batch_size: int = 5,
       given the top four, against a linear-Gaussian model; the data extra).
   """
   if checks.choice("dataset", dataset, ("step", "digits")) == "digits":
-    from dljax import realdata  # noqa: PLC0415 (needs the data extra)
-
-    return realdata.prepare_digits_cvae(
-        seed=seed, steps=steps, batch_size=batch_size, learning_rate=learning_rate,
-        latent=latent, hidden=hidden, variant=variant, n_train=n_train, noise=noise, beta=beta,
-        ensemble=ensemble, log_every=log_every)
+    return _on_real_data("prepare_digits_cvae", locals())
   ensemble, seeds = _seeds(seed, ensemble)
   iwae_ks, n_train = V.check_ks(iwae_ks), checks.integer("n_train", n_train, 2)
   hidden = checks.sizes("hidden", hidden)  # one size list for the three networks
@@ -405,6 +390,19 @@ def prepare_cvae(seed: int = 0, steps: int = 5000, batch_size: int = 5,
                   steps=steps, batch_size=batch_size, seed=seeds,
                   log_every=log_every, optimizer=optimizer, evaluate=evaluate,
                   standardisers={"x": sx, "y": sy})
+
+
+_TUTORIAL_KEYWORDS = ("dataset", "iwae_ks", "n_points", "train_fraction")
+
+
+def _on_real_data(preparer: str, arguments: dict[str, Any]) -> Experiment:
+  """``dljax.realdata.<preparer>`` (the data extra) with a ``prepare_*``'s ``arguments`` (its
+  locals() when nothing else is assigned yet), less ``dataset`` and the tutorial data's own
+  keyword-only settings."""
+  from dljax import realdata  # noqa: PLC0415 (needs the data extra: imported when used)
+
+  kwargs = {k: v for k, v in arguments.items() if k not in _TUTORIAL_KEYWORDS}
+  return getattr(realdata, preparer)(**kwargs)
 
 
 PREPARERS = {"mlp": prepare_mlp, "rnn": prepare_rnn, "lstm": prepare_lstm, "vae": prepare_vae,
