@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dljax import checks, forecast, metrics
+from dljax import checks, forecast, metrics, sampler
 from dljax import evaluation as V
 from dljax import data as D
 from dljax import models as M
@@ -79,8 +79,13 @@ def _prepare(name, model, objective, data, *, steps, batch_size, seed, log_every
              evaluate, standardisers=None) -> Experiment:
   fit_kwargs = dict(steps=steps, batch_size=batch_size, seed=seed, log_every=log_every)
   data = T.check_fit_arguments(model, objective, data, **fit_kwargs)
-  return Experiment(name, model, objective, data, dict(fit_kwargs, optimizer=optimizer),
-                    evaluate, standardisers or {})
+  # Batches too large for Floyd's sampler are drawn by epochs: each still a uniformly random
+  # subset of distinct rows, at one sort of the rows per epoch instead of a top_k per step.
+  n = len(next(iter(data.values())))
+  epochs = sampler.FLOYD_MAX_BATCH < batch_size < n
+  return Experiment(name, model, objective, data,
+                    dict(fit_kwargs, optimizer=optimizer, sampling="epochs" if epochs else
+                         "subsets"), evaluate, standardisers or {})
 
 
 def _seeds(seed: int, ensemble: int) -> tuple[int, int | list[int]]:
