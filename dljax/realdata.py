@@ -36,14 +36,12 @@ N_COMPLETED, N_COMPLETIONS = 10, 5  # test digits completed in the CVAE's figure
 
 
 def _sunspot_spans(validation: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-  """(train, held-out values, their years) of the test split or the validation split."""
+  """(training values, held-out values, their years) of the test split (1700-1968, 1969-2008)
+  or the validation split (1700-1938, 1939-1968)."""
   years, values = sunspots.load()
-  n_train = int(np.sum(years <= sunspots.LAST_TRAIN_YEAR))
-  if validation:
-    n_train -= sunspots.VALIDATION_YEARS
-    years, values = years[:n_train + sunspots.VALIDATION_YEARS], values[
-        :n_train + sunspots.VALIDATION_YEARS]
-  return values[:n_train], values[n_train:], years[:n_train], years[n_train:]
+  split = sunspots.validation_split if validation else sunspots.split
+  train, held = split(years, values)
+  return train, held, years[:len(train)], years[len(train):len(train) + len(held)]
 
 
 @functools.cache
