@@ -192,3 +192,23 @@ def test_uci_launcher_bad_folder_is_one_line(tmp_path):
   lines = [line for line in proc.stderr.splitlines() if line.strip()]
   assert proc.returncode == 2 and len(lines) == 1 and "--data_dir must be a folder" in lines[0]
   assert not (tmp_path / "out").exists()
+
+
+def test_linear_baseline_is_least_squares_with_the_residual_mean_square():
+  """statsmodels' OLS against the closed form: beta = lstsq([1, x], y), s^2 = RSS / (n - p - 1),
+  the test NLL of N(y; [1, x] beta, s^2) by scipy."""
+  pytest.importorskip("statsmodels", reason="the data extra: pip install -e '.[data]'")
+  from scipy import stats
+  rng = np.random.default_rng(0)
+  x = rng.standard_normal((60, 3)).astype(np.float32)
+  y = (x @ np.array([1.0, -2.0, 0.5]) + 3 + 0.3 * rng.standard_normal(60))[:, None]
+  d = datasets.Regression("toy", x, y.astype(np.float32), ("a", "b", "c"), "y", 50, 40, 1)
+  train, test = np.arange(45), np.arange(45, 60)
+  got = uci.linear_baseline(d, [(train, test)])
+  a = lambda rows: np.column_stack([np.ones(len(rows)), x[rows].astype(np.float64)])
+  beta = np.linalg.lstsq(a(train), y[train, 0].astype(np.float64), rcond=None)[0]
+  s2 = np.sum((y[train, 0] - a(train) @ beta) ** 2) / (45 - 4)
+  mean = a(test) @ beta
+  nll = -np.mean(stats.norm.logpdf(y[test, 0], mean, np.sqrt(s2)))
+  np.testing.assert_allclose(got["nll"], [nll], rtol=1e-6)
+  np.testing.assert_allclose(got["rmse"], [np.sqrt(np.mean((y[test, 0] - mean) ** 2))], rtol=1e-6)
