@@ -213,8 +213,9 @@ def markdown(results: dict[str, dict]) -> str:
                  f"{ours[1]} | {theirs[1]} | {linear[1]} | {good} | {common_choice[0]} "
                  f"({common_choice[1]}) | {r['wall_s']:.1f} |")
   lines += ["", "Ours: mean ± standard error over the splits, in y's units; 'as good': our mean <= "
-            "theirs + their s.e.; linear: least squares with a Gaussian residual (statsmodels OLS), the "
-            "same splits. The paper's Table 1 (MC dropout's ± are standard deviations):",
+            "theirs + their s.e.; linear: least squares with a Gaussian residual (statsmodels "
+            "OLS), the same splits. The paper's Table 1 (MC dropout's ± are standard "
+            "deviations):",
             "", "| data set | " + " | ".join(f"RMSE {m}" for m in METHODS) + " | "
             + " | ".join(f"NLL {m}" for m in METHODS) + " |", "|---" * 7 + "|"]
   lines += [f"| {name} | " + " | ".join(_cell(*v) for v in row) + " |"
