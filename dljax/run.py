@@ -4,8 +4,11 @@
 run needs, for the launchers and for any caller:
 
 - ``workdir/checkpoints/ckpt-<step>.msgpack`` (``dljax.checkpoint``: atomic, with a checksum)
-  at the end of the first chunk past each multiple of ``checkpoint_every`` steps, at the last
-  step and after SIGINT or SIGTERM; the newest ``keep_checkpoints`` are kept;
+  at the end of the first log_every steps that end ``checkpoint_seconds`` after the last one was
+  written (or past each multiple of ``checkpoint_every`` steps, if given), at the last step and
+  after SIGINT or SIGTERM; the newest ``keep_checkpoints`` are kept. Written on a thread of
+  their own (``dljax.saving``) while training goes on; a stop, and the end of ``fit``, first
+  wait for the write in flight, and its error is raised on the training thread;
 - ``resume=True`` continues from the newest good checkpoint (a corrupt one is skipped with a
   warning, one of another run is refused with ``ResumeError``) and ends bitwise where an
   uninterrupted run ends;
@@ -38,9 +41,9 @@ import numpy as np
 
 from dljax import checkpoint, checks, resources
 from dljax import train as T
+from dljax.saving import CHECKPOINT_DIR, Schedule, checkpoint_path, checkpoints
 from dljax.stop import StopSignals, Stopped, from_every_process, writing  # noqa: F401
 
-CHECKPOINT_DIR = "checkpoints"
 METRICS = "metrics.jsonl"
 # A chunk predicted to run longer than CHUNK_MAX_S (its compilation not counted) makes the run
 # go on in chunks of the largest divisor of the chunk's length that take at most CHUNK_TARGET_S.
@@ -77,21 +80,6 @@ class Result(NamedTuple):
     return self.state.params
 
 
-def checkpoint_path(workdir: str, step: int) -> str:
-  return os.path.join(workdir, CHECKPOINT_DIR, f"ckpt-{step:09d}.msgpack")
-
-
-def checkpoints(workdir: str) -> list[tuple[int, str]]:
-  """The (step, path) of the training checkpoints in ``workdir``, newest first."""
-  folder = os.path.join(workdir, CHECKPOINT_DIR)
-  found = []
-  for name in os.listdir(folder) if os.path.isdir(folder) else []:
-    stem = name.removeprefix("ckpt-").removesuffix(".msgpack")
-    if name.startswith("ckpt-") and name.endswith(".msgpack") and stem.isdigit():
-      found.append((int(stem), os.path.join(folder, name)))
-  return sorted(found, reverse=True)
-
-
 def fit(model: Any, objective: Any, data: Any, workdir: str, **kwargs: Any) -> Result:
   """``Run(model, objective, data, workdir, **kwargs).fit()``, the workdir released at the end:
   ``dljax.fit``'s arguments plus ``Run``'s (``resume``, ``checkpoint_every``, ...)."""
@@ -111,20 +99,28 @@ class Run:
     resume: continue from the newest good checkpoint in workdir (from step 0 when there is
       none); it must have been written with this config, model and number of devices.
     checkpoint_every: steps between checkpoints in workdir/checkpoints, written at the end of the
-      first chunk of log_every steps past each multiple (0: only at the end); SIGINT and SIGTERM
-      also write one before the run stops.
+      first chunk of log_every steps past each multiple (0: only at the end); unset (the
+      default): by time, see checkpoint_seconds. SIGINT and SIGTERM also write one before the
+      run stops.
     keep_checkpoints: how many of the newest checkpoints to keep.
+    checkpoint_seconds: without checkpoint_every, a checkpoint at the end of the first log_every
+      steps that end at least this many seconds after the last checkpoint was written (or
+      training started): at most one every checkpoint_seconds, and one at the last step.
     config: what the run computes, as plain values (stored in each checkpoint, compared on resume).
     arrays: more named arrays for each checkpoint (``checkpoint.save``'s ``arrays``).
     meta: more plain values for each checkpoint's ``meta``.
   """
 
   def __init__(self, model: Any, objective: Any, data: Any, workdir: str, resume: bool = False,
-               checkpoint_every: int = 1000, keep_checkpoints: int = 3, *,
-               config: dict[str, Any] | None = None, arrays: dict[str, Any] | None = None,
-               meta: dict[str, Any] | None = None, **fit_kwargs: Any):
-    self.checkpoint_every = checks.integer("checkpoint_every", checkpoint_every, 0)
-    self.keep_checkpoints = checks.integer("keep_checkpoints", keep_checkpoints, 1)
+               checkpoint_every: int | None = None, keep_checkpoints: int = 3,
+               checkpoint_seconds: float = 10.0, *, config: dict[str, Any] | None = None,
+               arrays: dict[str, Any] | None = None, meta: dict[str, Any] | None = None,
+               **fit_kwargs: Any):
+    every = None if checkpoint_every is None else checks.integer("checkpoint_every",
+                                                                 checkpoint_every, 0)
+    self.schedule = Schedule(os.fspath(workdir), every,
+                             checks.non_negative("checkpoint_seconds", checkpoint_seconds),
+                             checks.integer("keep_checkpoints", keep_checkpoints, 1))
     self.steps = checks.integer("steps", fit_kwargs.get("steps"))
     self.model, self.objective, self.data = model, objective, data
     self.workdir, self.resume = os.fspath(workdir), bool(resume)
@@ -140,7 +136,7 @@ class Run:
     self.writer = jax.process_index() == 0  # with several processes, the first writes the files
     self.log_every = self.length = checks.integer("log_every", fit_kwargs.get("log_every", 1000))
     self.state, self.chunks, self.pending, self.timed = None, [], [], []
-    self.start_step = self.saved_step = self.step = self.lock = None
+    self.start_step = self.step = self.lock = None
     self.line_start, self.line_seconds, self.compiled = 0, 0.0, COMPILE_SECONDS.seconds
     self.resumed = False
 
@@ -193,7 +189,8 @@ class Run:
       self.pending = [{k: v[..., cut:] for k, v in history.items()}] if step > cut else []
       if length and self.log_every % length == 0:  # the chunks it had found short enough
         self.length = length
-    self.start_step = self.saved_step = self.step = step
+    self.start_step = self.step = step
+    self.schedule.restart(step)
     self.resumed = found is not None
     if self.writer:
       with writing():
@@ -206,6 +203,8 @@ class Run:
     Raises:
       Stopped: after SIGINT or SIGTERM, once the last completed chunk's checkpoint is written.
       dljax.train.DivergenceError: the checkpoints, all finite, are left as they were.
+      OSError: a checkpoint's write failed (on the writer's thread; raised here at the end of
+        the next chunk, or at the end).
     """
     start = self.start()
     signals = StopSignals.current() or StopSignals()
@@ -216,29 +215,43 @@ class Run:
         lines = self._metrics_file()
       with lines:
         self.compiled = COMPILE_SECONDS.seconds
-        while self.step < self.steps:
-          kwargs = dict(self.fit_kwargs, steps=self.steps - self.step, state=self.state,
-                        log_every=self.length,
-                        callback=functools.partial(self._after_chunk, lines, signals))
-          try:
-            T.fit(self.model, self.objective, self.data, **kwargs)
-          except _Shorter as shorter:
-            self.length = shorter.length
+        self.schedule.restart()
+        try:
+          self._chunks(lines, signals)
+        except BaseException:
+          self.schedule.writer.wait(raise_error=False)
+          raise
+        self.schedule.writer.wait()
     return Result(self.state, self.history(), _timings(self.timed), start)
+
+  def _chunks(self, lines, signals: StopSignals) -> None:
+    """fit's calls of the engine, again from the last state after ``_Shorter``."""
+    while self.step < self.steps:
+      kwargs = dict(self.fit_kwargs, steps=self.steps - self.step, state=self.state,
+                    log_every=self.length,
+                    callback=functools.partial(self._after_chunk, lines, signals))
+      try:
+        T.fit(self.model, self.objective, self.data, **kwargs)
+      except _Shorter as shorter:
+        self.length = shorter.length
 
   def history(self) -> dict[str, np.ndarray]:
     """The per-step loss terms so far, from step 1."""
-    chunks = [c for c in [*self.chunks, *self.pending] if c and c["loss"].shape[-1]]
-    return {k: np.concatenate([c[k] for c in chunks], axis=-1) for k in chunks[0]} if chunks else {}
+    return _joined(self._parts())
+
+  def _parts(self) -> list[dict[str, np.ndarray]]:
+    return [c for c in [*self.chunks, *self.pending] if c and c["loss"].shape[-1]]
 
   def save(self, path: str, state: T.TrainState) -> None:
     """A checkpoint of ``state`` that resumes: the parameters, the Optax state, the step and the
     history so far, with this run's arrays and meta."""
-    arrays = dict(self.arrays, train=checkpoint.train_arrays(state.step, state.opt_state,
-                                                             self.history()))
+    self._save(path, state, self.history(), self.length)
+
+  def _save(self, path: str, state: T.TrainState, history: dict[str, np.ndarray],
+            length: int) -> None:
+    arrays = dict(self.arrays, train=checkpoint.train_arrays(state.step, state.opt_state, history))
     checkpoint.save(path, self.model, state.params, arrays,
-                    dict(self.meta, step=int(np.max(np.asarray(state.step))),
-                         chunk_length=self.length))
+                    dict(self.meta, step=int(np.max(np.asarray(state.step))), chunk_length=length))
 
   def stopped(self, signum: int) -> Stopped:
     """The ``Stopped`` of a stop now: the newest checkpoint's step and path."""
@@ -246,10 +259,12 @@ class Run:
     return Stopped(signum, *(kept[0] if kept else (None, None)))
 
   def stop_now(self, signum: int, save: bool = True) -> Stopped:
-    """The watcher's stop: the last completed chunk's checkpoint (with ``save``: under
-    ``StopSignals.lock``), and no temporaries of a write cut short."""
-    if self.writer and save and self.state is not None and self.step > self.saved_step:
-      self._rotate(self.step, self.state)
+    """The stop: the write in flight ended, the last completed chunk's checkpoint (with
+    ``save``: under ``StopSignals.lock``), and no temporaries of a write cut short."""
+    self.schedule.writer.close()
+    newer = self.state is not None and self.step > self.schedule.written_step
+    if self.writer and save and newer:
+      self._rotate(self.step, self.state, background=False)
     if self.writer:
       for directory in (self.workdir, os.path.join(self.workdir, CHECKPOINT_DIR)):
         checkpoint.remove_temporaries(directory)
@@ -259,6 +274,7 @@ class Run:
     """fit's callback after each chunk: at each multiple of log_every (and the end) the metrics
     line, the checkpoint when due and the caller's callback; then the stop after a signal, or
     shorter chunks when this one took too long."""
+    self.schedule.writer.check()  # a failed background write stops the run here
     step, n = int(np.max(np.asarray(state.step))), terms["loss"].shape[-1]
     compiling, self.compiled = COMPILE_SECONDS.seconds - self.compiled, COMPILE_SECONDS.seconds
     with signals.lock:
@@ -285,9 +301,7 @@ class Run:
     self.pending, self.line_start = [], len(self.timed)
     if self.writer:
       _write_line(lines, step, terms, timed_steps, self.line_seconds)
-      every = self.checkpoint_every
-      due = every and step // every > self.saved_step // every
-      if due or step == self.steps:
+      if self.schedule.due(step) or step == self.steps:
         self._rotate(step, state)
     return terms
 
@@ -298,11 +312,12 @@ class Run:
       most = min(int(CHUNK_TARGET_S / step_s), self.length - 1, 10**6)
       raise _Shorter(next((d for d in range(most, 1, -1) if self.length % d == 0), 1))
 
-  def _rotate(self, step: int, state: T.TrainState) -> None:
-    self.save(checkpoint_path(self.workdir, step), state)
-    self.saved_step = step
-    for _, old in checkpoints(self.workdir)[self.keep_checkpoints:]:
-      os.unlink(old)
+  def _rotate(self, step: int, state: T.TrainState, background: bool = True) -> None:
+    """The checkpoint of ``state`` at ``step`` with the history so far (``Schedule.write``: on
+    the writer's thread, or on this one)."""
+    parts, length = self._parts(), self.length  # as they are now: the write may come later
+    save = lambda path: self._save(path, state, _joined(parts), length)
+    self.schedule.write(step, save, background)
 
   def _newest_good(self) -> tuple[T.TrainState, dict[str, np.ndarray], int | None] | None:
     """(state, history, chunk length) of the newest checkpoint that loads, or None (none: from
@@ -369,6 +384,11 @@ class Run:
           kept.append(line if line.endswith("\n") else line + "\n")
     checkpoint.write_atomically(path, lambda tmp: _write_lines(tmp, kept))
     return open(path, "a")
+
+
+def _joined(chunks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+  """Chunks' per-step terms as one history ({} for none)."""
+  return {k: np.concatenate([c[k] for c in chunks], axis=-1) for k in chunks[0]} if chunks else {}
 
 
 def _write_lines(path: str, lines: list[str]) -> None:

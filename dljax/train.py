@@ -5,7 +5,9 @@ device once, builds the initial ``TrainState`` from the seed (or a vmapped batch
 ensemble) and then calls one jitted chunk program ``steps / log_every`` times. Each chunk draws
 every step's minibatch on the device (``dljax.sampler``) and applies one Optax update per step;
 the program returns to Python only between chunks, to log a progress line and collect the
-per-step loss terms. Checkpoints, resume and signals around ``fit``: ``dljax.run``.
+per-step loss terms (``dljax.chunks``: the loop, which dispatches each short chunk before the
+host handles the last one's outputs). Checkpoints, resume and signals around ``fit``:
+``dljax.run``.
 
 Randomness: ``key = PRNGKey(seed)``, ``init_key, train_key = split(key)``, and step ``t`` uses
 ``fold_in(train_key, t)``, split into a minibatch key and a key for the objective. So a result
@@ -15,8 +17,6 @@ depends only on (seed, step), not on how the steps are grouped into chunks or bl
 from __future__ import annotations
 
 import functools
-import logging
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -25,16 +25,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dljax import checks
+from dljax import checks, chunks, sampler
 from dljax import distributed as _dist
-from dljax import sampler
+from dljax.chunks import DivergenceError  # noqa: F401 (raised by fit; dljax.train's name for it)
 
 Array = jax.Array
 Params = Any
 Objective = Callable[[Params, dict, Array], tuple[Array, dict]]
 Callback = Callable[["TrainState", dict[str, np.ndarray], float], None]
-
-log = logging.getLogger(__name__)
 
 check_fit_arguments = checks.fit_arguments  # what fit checks first; examples check ahead with it
 
@@ -247,57 +245,6 @@ def _train_keys(seeds, ensemble):
   return (jax.vmap(train_key) if ensemble else train_key)(seeds)
 
 
-class DivergenceError(FloatingPointError):
-  """Training produced a non-finite loss or parameter; ``step`` is the first step affected and
-  ``name`` the loss term (the last of them in order, so a named term before the total 'loss')
-  or the parameter."""
-
-  def __init__(self, message: str, step: int, name: str):
-    super().__init__(message)
-    self.step, self.name = step, name
-
-
-@jax.jit
-def _copy(tree: Any) -> Any:
-  return jax.tree.map(jnp.copy, tree)
-
-
-@jax.jit
-def _finite_leaves(params: Params) -> Params:
-  return jax.tree.map(lambda a: jnp.all(jnp.isfinite(a)), params)
-
-
-@jax.jit
-def _all_finite(params: Params) -> Array:
-  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(params)]))
-
-
-def _check_finite(terms: Mapping[str, np.ndarray], params: Params, first_step: int) -> None:
-  """Raises DivergenceError naming the first step and loss term (or parameter) not finite.
-
-  ``terms[name][..., i]`` is the loss at step ``first_step + i + 1`` (counting steps from 1).
-  """
-  first = {name: np.flatnonzero(~np.isfinite(v).reshape(-1, v.shape[-1]).all(0))
-           for name, v in terms.items()}
-  first = {name: int(idx[0]) for name, idx in first.items() if idx.size}
-  if first:
-    at = min(first.values())
-    names = sorted((k for k, i in first.items() if i == at), key=lambda k: (k != "loss", k))
-    step = first_step + at + 1
-    listed = ", ".join(repr(k) for k in names)
-    raise DivergenceError(f"training diverged at step {step}: non-finite loss terms {listed}",
-                          step, names[-1])
-  if bool(_all_finite(params)):  # one scalar to the host per chunk; the names only on failure
-    return
-  finite = jax.tree_util.tree_flatten_with_path(_finite_leaves(params))[0]
-  for path, ok in finite:
-    if not bool(ok):
-      name = jax.tree_util.keystr(path)
-      step = first_step + next(iter(terms.values())).shape[-1]
-      raise DivergenceError(f"training diverged by step {step}: parameter {name} is not finite",
-                            step, name)
-
-
 def _check_state(state: Any, model: Any, optimizer: Any, dtype: Any, seeds: list[int],
                  ensemble: bool) -> None:
   """``state`` against the tree, shapes and dtypes of ``init_state(model, seed, optimizer,
@@ -355,38 +302,6 @@ def _chunk_program(ensemble: bool, devices, member_data: bool = False, epochs: b
   return run, static
 
 
-def _train(run, state, train_key, arrays, objective, optimizer, start_step: int, steps: int,
-           batch_size: int, log_every: int, callback: Callback | None) -> FitResult:
-  """The chunks of ``steps`` steps from ``start_step``, each followed by its checks, a progress
-  line and the callback; then the history and the timings."""
-  chunks, done, t0, timings = [], 0, time.perf_counter(), {}
-  while done < steps:
-    # Chunks end at multiples of log_every (counted from step 0), so a resumed run stops where
-    # an uninterrupted one does, and callbacks (checkpoints) see the same steps.
-    length = min(log_every - (start_step + done) % log_every, steps - done)
-    t_chunk = time.perf_counter()
-    state, terms = run(state, train_key, arrays, objective=objective, optimizer=optimizer,
-                       batch_size=batch_size, length=length)
-    terms = jax.tree.map(np.asarray, _dist.addressable(terms))  # waits for the chunk to finish
-    _check_finite(terms, state.params, start_step + done)
-    done += length
-    elapsed, chunk_s = time.perf_counter() - t0, time.perf_counter() - t_chunk
-    timings.setdefault("first_chunk", chunk_s)
-    rate = done / elapsed
-    log.info("step %d/%d  loss %.5g  %.0f steps/s  %.1f s left", start_step + done,
-             start_step + steps, float(np.mean(terms["loss"][..., -1])), rate,
-             (steps - done) / rate)
-    chunks.append(terms)
-    if callback is not None:  # a copy: the chunk's state is donated to (deleted by) the next
-      callback(_copy(_dist.addressable(state)) if done < steps else _dist.addressable(state),
-               terms, chunk_s)
-  timings["total"] = time.perf_counter() - t0
-  rest, rest_steps = timings["total"] - timings["first_chunk"], steps - chunks[0]["loss"].shape[-1]
-  timings["steps_per_s"] = rest_steps / rest if rest_steps else steps / timings["total"]
-  history = {k: np.concatenate([c[k] for c in chunks], axis=-1) for k in chunks[0]}
-  return FitResult(_dist.addressable(state), history, timings)
-
-
 def fit(model: Any, objective: Objective, data: Mapping[str, Any], *, steps: int, batch_size: int,
         seed: int | Sequence[int] = 0, optimizer: optax.GradientTransformation | None = None,
         log_every: int = 1000, dtype: Any = jnp.float32, state: TrainState | None = None,
@@ -409,8 +324,9 @@ def fit(model: Any, objective: Objective, data: Mapping[str, Any], *, steps: int
       dtypes must be ``init_state(model, seed, optimizer, dtype)``'s).
     callback: called after each chunk as ``callback(state, terms, seconds)`` with the state (a
       copy the callback may keep), that chunk's per-step terms and its wall time. Chunks end at
-      multiples of ``log_every`` steps counted from step 0. An exception raised by the callback
-      stops training.
+      multiples of ``log_every`` steps counted from step 0; the next chunk may already be running
+      while the callback runs (``dljax.chunks``). An exception raised by the callback stops
+      training.
     devices: the devices an ensemble's members are split across, K / D consecutive members per
       device (a ``"members"`` mesh axis, see ``dljax.distributed``); the data is copied to each.
       K must be a multiple of D. None: every device JAX sees (``jax.devices()``, which spans all
@@ -446,5 +362,6 @@ def fit(model: Any, objective: Objective, data: Mapping[str, Any], *, steps: int
   state, train_key, arrays, run, start_step = _start(model, optimizer, dtype, seeds, ensemble,
                                                      state, arrays, devices, bool(member_data),
                                                      epochs)
-  return _train(run, state, train_key, arrays, objective, optimizer, start_step, int(steps),
-                int(batch_size), int(log_every), callback)
+  chunk = lambda s, length: run(s, train_key, arrays, objective=objective, optimizer=optimizer,
+                               batch_size=int(batch_size), length=length)
+  return FitResult(*chunks.run(chunk, state, start_step, int(steps), int(log_every), callback))

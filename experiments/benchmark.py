@@ -15,7 +15,8 @@ Sections:
   batch     VAE steps/s against the batch size (1 to 8192), with achieved FLOP/s (XLA's cost
             analysis of one step times steps/s) against the machine's matmul peak, measured in
             the same run by a large float32 ``jnp.dot``;
-  ensemble  each example's wall time for K members (1 to 256) as one vmapped program.
+  ensemble  each example's wall time for K members (1 to 256) as one vmapped program;
+  launcher  each launcher's marginal steps/s against fit's in this process (launcher_cost.py).
 Each sweep point also records how many programs were compiled for it (1 for a new shape).
 """
 
@@ -28,9 +29,9 @@ import time
 
 from absl import app, flags, logging
 
-from experiments import common
+from experiments import common, launcher_cost
 
-SECTIONS = ("models", "lags", "hidden", "batch", "ensemble", "flax", "baseline")
+SECTIONS = ("models", "lags", "hidden", "batch", "ensemble", "flax", "baseline", "launcher")
 _WORKDIR = flags.DEFINE_string("workdir", os.path.join("runs", "benchmark"), "Output folder.")
 _SECTIONS = flags.DEFINE_list("sections", list(SECTIONS), "Sections to run.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed repeats per measurement (median).")
@@ -302,7 +303,8 @@ def section_baseline(b: Bench) -> list[dict]:
 
 RUNNERS = {"models": section_models, "lags": section_lags, "hidden": section_hidden,
            "batch": section_batch, "ensemble": section_ensemble, "flax": section_flax,
-           "baseline": section_baseline}
+           "baseline": section_baseline, "launcher": lambda b: launcher_cost.section(
+               b, _WORKDIR.value, flags.FLAGS.compilation_cache)}
 
 
 def plots(results: dict, workdir: str) -> list[str]:
@@ -400,6 +402,8 @@ def table(results: dict, header: str) -> str:
             f"{r['wall_over_one_member']:.1f}x | {r['flop_per_s'] / 1e9:.1f} | "
             f"{r['ratio_bound_at_peak']:.1f}x |" for r in results["ensemble"]]
   out += _front_end_tables(results)
+  if "launcher" in results:
+    out += launcher_cost.table(results["launcher"], results["repeats"])
   return "\n".join(out) + "\n"
 
 
@@ -407,6 +411,7 @@ def main(argv):
   if len(argv) > 1:
     common.fail(f"unexpected arguments {argv[1:]}")
   common.check_choices("sections", _SECTIONS.value, SECTIONS)
+  launcher_cost.steps_flag(_TINY.value)
   if _REPEATS.value < 1:
     common.fail(f"--repeats must be >= 1, got {_REPEATS.value}")
   common.check_output_folder("workdir", _WORKDIR.value)

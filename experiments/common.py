@@ -2,9 +2,10 @@
 
 A launcher's flags come from the signatures of its example's ``dljax.examples.prepare_<name>``
 (the arguments before ``*``) and of ``dljax.run.Run`` (--resume, --checkpoint_every,
---keep_checkpoints): the same names and defaults, a type from each annotation, and as help the
-lines under ``Args:`` in their docstrings. ``main`` turns the flags back into those arguments;
-an argument error (``dljax.checks.BadArgument``) about a flag's argument names the flag.
+--keep_checkpoints, --checkpoint_seconds): the same names and defaults, a type from each
+annotation, and as help the lines under ``Args:`` in their docstrings. ``main`` turns the flags
+back into those arguments; an argument error (``dljax.checks.BadArgument``) about a flag's
+argument names the flag.
 """
 
 from __future__ import annotations
@@ -409,7 +410,8 @@ def _safely(write: Callable[[], Any]) -> None:
 
 
 def run_flag_names() -> list[str]:
-  """The flags of ``dljax.run.Run``: --resume, --checkpoint_every, --keep_checkpoints."""
+  """The flags of ``dljax.run.Run``: --resume, --checkpoint_every, --keep_checkpoints,
+  --checkpoint_seconds."""
   from dljax import run  # noqa: PLC0415
 
   return [p.name for p in flag_parameters(run.Run)]
@@ -431,12 +433,12 @@ def run_config(config: dict[str, Any]) -> dict[str, Any]:
 def run_and_write(experiment, workdir: str, config: dict[str, Any], allow_large: bool = False,
                   **run_flags) -> dict[str, Any]:
   """Trains a prepared example in ``workdir`` with ``dljax.run.Run`` (checkpoints, resume,
-  signals, metrics.jsonl; ``run_flags`` are its resume, checkpoint_every and keep_checkpoints)
-  and writes the run's files; returns metrics.json. First the memory check (``check_memory``,
-  unless ``allow_large``) and the workdir's lock; a fresh run then removes an earlier run's
-  outputs. A run too large, a workdir in use or a checkpoint of another run stops the launcher
-  with exit status 2, a divergence with 1 (the checkpoints, all finite, left as they were),
-  SIGINT or SIGTERM with 128 + the signal (after the file being written, if any).
+  signals, metrics.jsonl; ``run_flags`` are its resume, checkpoint_every, keep_checkpoints and
+  checkpoint_seconds) and writes the run's files; returns metrics.json. First the memory check
+  (``check_memory``, unless ``allow_large``) and the workdir's lock; a fresh run then removes an
+  earlier run's outputs. A run too large, a workdir in use or a checkpoint of another run stops
+  the launcher with exit status 2, a divergence with 1 (the checkpoints, all finite, left as
+  they were), SIGINT or SIGTERM with 128 + the signal (after the file being written, if any).
   """
   from dljax import run as R  # noqa: PLC0415
 

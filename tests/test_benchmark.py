@@ -39,6 +39,11 @@ def test_tiny_benchmark_writes_json_table_and_plots(tmp_path):
   assert all(r["linen_same_hlo"] and r["nnx_same_hlo"] for r in flax)
   assert all(r["linen_ratio"] > 0 and r["nnx_ratio"] > 0 for r in flax)
   assert "Flax front-ends" in table
+  launcher = results["launcher"]  # a launcher's marginal steps/s against fit's, same settings
+  assert [r["example"] for r in launcher] == ["mlp", "lstm"]
+  assert all(r["in_process"] > 0 and r["launcher"] > 0 and len(r["ratios"]) == 1
+             for r in launcher)
+  assert "launcher's marginal steps/s" in table
   for name in ("scaling_lags", "scaling_hidden", "scaling_batch", "scaling_ensemble"):
     assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -51,4 +56,16 @@ def test_benchmark_rejects_unknown_section(tmp_path):
   assert proc.returncode != 0
   lines = [l for l in proc.stderr.splitlines() if l.strip()]
   assert len(lines) == 1 and "--sections" in lines[0]
+  assert not (tmp_path / "out").exists()
+
+
+def test_benchmark_rejects_bad_launcher_steps(tmp_path):
+  """--launcher_steps must be NAME=N1:N2 with 0 < N1 < N2: one line naming the flag, nothing
+  written."""
+  proc = subprocess.run([sys.executable, "-m", "experiments.benchmark", "--sections=launcher",
+                         "--launcher_steps=mlp=5000:3000", f"--workdir={tmp_path / 'out'}"],
+                        cwd=_ROOT, capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 2
+  lines = [l for l in proc.stderr.splitlines() if l.strip()]
+  assert len(lines) == 1 and "--launcher_steps" in lines[0] and "mlp=5000:3000" in lines[0]
   assert not (tmp_path / "out").exists()

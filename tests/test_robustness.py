@@ -362,7 +362,10 @@ BAD = [  # (callable, keyword arguments, exception, regex naming the argument an
      ValueError, r"^n must be an integer >= 1, got -1$"),
     # objectives
     (O.gaussian_nll, dict(model=_RNN), TypeError,
-     r"^gaussian_nll needs a model of type MLP, got RNN$"),
+     r"^model must have likelihood='gaussian' for gaussian_nll \(use mse for 'mse'\), got "
+     r"likelihood='mse'$"),
+    (O.gaussian_nll, dict(model=M.vae()), TypeError,
+     r"^gaussian_nll needs a model of type MLP or RNN or LSTM, got VAE$"),
     (O.mse, dict(model=_VAE), TypeError,
      r"^mse needs a model of type MLP or RNN or LSTM, got VAE$"),
     (O.neg_elbo, dict(model=_VAE, beta=-1.0), ValueError,

@@ -1,0 +1,129 @@
+"""The loop over one ``fit``'s compiled chunks: after each, its checks, progress line and callback.
+
+Once a chunk has been seen to take at most ``AHEAD_MAX_S`` seconds, each next chunk is
+dispatched before the last one's outputs are handled: JAX runs it while the host reads the
+loss terms, checks them, logs the line and calls the callback, so the device does not wait for
+the host. A chunk dispatched ahead and then not wanted (the callback raised, or training
+diverged) is at most that much work thrown away; results are the same either way, since a
+chunk's outputs depend only on its input state and steps. With several processes each chunk
+is dispatched after the last one's callback, as the callbacks' collectives must be.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dljax import distributed as _dist
+
+AHEAD_MAX_S = 0.25  # chunks this short (as last measured) are dispatched one ahead
+
+log = logging.getLogger("dljax.train")  # the progress lines are fit's
+
+
+class DivergenceError(FloatingPointError):
+  """Training produced a non-finite loss or parameter; ``step`` is the first step affected and
+  ``name`` the loss term (the last of them in order, so a named term before the total 'loss')
+  or the parameter."""
+
+  def __init__(self, message: str, step: int, name: str):
+    super().__init__(message)
+    self.step, self.name = step, name
+
+
+@functools.partial(jax.jit, static_argnames=("copy",))
+def _inspect(state: Any, copy: bool) -> tuple[Any, jax.Array, Any]:
+  """(a copy of ``state`` if ``copy``, else None; whether every parameter is finite; the same per
+  parameter), as one program dispatched before the next chunk deletes (donation) ``state``."""
+  finite = jax.tree.map(lambda a: jnp.all(jnp.isfinite(a)), state.params)
+  every = jnp.all(jnp.stack(jax.tree.leaves(finite)))
+  return (jax.tree.map(jnp.copy, state) if copy else None), every, finite
+
+
+def _check_finite(terms: Mapping[str, np.ndarray], every: jax.Array, finite: Any,
+                  first_step: int) -> None:
+  """Raises DivergenceError naming the first step and loss term (or parameter) not finite.
+
+  ``terms[name][..., i]`` is the loss at step ``first_step + i + 1`` (counting steps from 1);
+  ``every`` and ``finite`` are ``_inspect``'s verdicts on the chunk's parameters.
+  """
+  first = {}
+  for name, v in terms.items():
+    if not np.isfinite(v).all():  # which step, only on failure
+      first[name] = int(np.flatnonzero(~np.isfinite(v).reshape(-1, v.shape[-1]).all(0))[0])
+  if first:
+    at = min(first.values())
+    names = sorted((k for k, i in first.items() if i == at), key=lambda k: (k != "loss", k))
+    step = first_step + at + 1
+    listed = ", ".join(repr(k) for k in names)
+    raise DivergenceError(f"training diverged at step {step}: non-finite loss terms {listed}",
+                          step, names[-1])
+  if bool(every):  # one scalar to the host per chunk; the names only on failure
+    return
+  for path, ok in jax.tree_util.tree_flatten_with_path(finite)[0]:
+    if not bool(ok):
+      name = jax.tree_util.keystr(path)
+      step = first_step + next(iter(terms.values())).shape[-1]
+      raise DivergenceError(f"training diverged by step {step}: parameter {name} is not finite",
+                            step, name)
+
+
+def _ends(start_step: int, steps: int, log_every: int) -> Iterator[tuple[int, int]]:
+  """(steps done after the chunk, its length) of each chunk. Chunks end at multiples of
+  log_every (counted from step 0), so a resumed run stops where an uninterrupted one does, and
+  callbacks (checkpoints) see the same steps."""
+  done = 0
+  while done < steps:
+    length = min(log_every - (start_step + done) % log_every, steps - done)
+    done += length
+    yield done, length
+
+
+def _dispatch(chunk: Callable, state: Any, end: tuple[int, int]) -> tuple:
+  """A dispatched chunk: (its state, terms, steps done after it, length, when dispatched)."""
+  done, length = end
+  t = time.perf_counter()
+  return (*chunk(state, length), done, length, t)
+
+
+def run(chunk: Callable[[Any, int], tuple[Any, dict]], state: Any, start_step: int, steps: int,
+        log_every: int, callback: Callable | None) -> tuple[Any, dict, dict[str, float]]:
+  """``steps`` steps from ``start_step``, ``chunk(state, length) -> (state, terms)`` at a time,
+  each followed by its checks, a progress line and ``callback(state, terms, seconds)``; returns
+  the final state, the history and the timings (seconds: total, first_chunk with compilation,
+  and steps_per_s after it). A chunk's seconds run from its start (its dispatch, or the last
+  chunk's end if later) to when its end is seen."""
+  ends, chunks, timings = _ends(start_step, steps, log_every), [], {}
+  t0 = seen = time.perf_counter()
+  flight, ahead = _dispatch(chunk, state, next(ends)), False
+  while flight is not None:
+    state, terms, done, length, dispatched = flight
+    last = done == steps
+    kept, every, finite = _inspect(state, copy=callback is not None and not last)
+    flight = _dispatch(chunk, state, next(ends)) if ahead and not last else None
+    terms = jax.tree.map(np.asarray, _dist.addressable(terms))  # waits for the chunk
+    chunk_s, seen = time.perf_counter() - max(dispatched, seen), time.perf_counter()
+    ahead = chunk_s <= AHEAD_MAX_S and jax.process_count() == 1
+    _check_finite(terms, every, finite, start_step + done - length)
+    timings.setdefault("first_chunk", chunk_s)
+    rate = done / (seen - t0)
+    log.info("step %d/%d  loss %.5g  %.0f steps/s  %.1f s left", start_step + done,
+             start_step + steps, float(np.mean(terms["loss"][..., -1])), rate,
+             (steps - done) / rate)
+    chunks.append(terms)
+    if callback is not None:  # a copy: the chunk's state is donated to (deleted by) the next
+      callback(_dist.addressable(state) if last else _dist.addressable(kept), terms, chunk_s)
+    if flight is None and not last:
+      flight = _dispatch(chunk, state, next(ends))
+  timings["total"] = time.perf_counter() - t0
+  rest, rest_steps = timings["total"] - timings["first_chunk"], steps - chunks[0]["loss"].shape[-1]
+  timings["steps_per_s"] = rest_steps / rest if rest_steps else steps / timings["total"]
+  history = {k: np.concatenate([c[k] for c in chunks], axis=-1) for k in chunks[0]}
+  return _dist.addressable(state), history, timings
