@@ -3,17 +3,15 @@ baseline against an independent reference: PPCA's closed form (Tipping and Bisho
 Gaussian's maximum-likelihood fit, the normal equations, and a large sample from a known model."""
 
 import math
-import os
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 from scipy import integrate, stats
+from helpers import modules_loaded_by
 
 from dljax import checks, digits
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The first image of scikit-learn's digits (a zero), as published with the data set.
 FIRST_IMAGE = [0, 0, 5, 13, 9, 1, 0, 0, 0, 0, 13, 15, 10, 15, 5, 0, 0, 3, 15, 2, 0, 11, 8, 0,
                0, 4, 12, 0, 0, 8, 8, 0, 0, 5, 8, 0, 0, 9, 8, 0, 0, 4, 11, 0, 1, 12, 7, 0,
@@ -39,10 +37,7 @@ def test_loader_reads_the_wheels_file_without_network(no_network):
 
 
 def test_import_leaves_sklearn_for_later_and_its_absence_says_what_to_install(monkeypatch):
-  code = "import sys, dljax.digits; print(any(m.startswith('sklearn') for m in sys.modules))"
-  out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                       timeout=120)
-  assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr
+  assert modules_loaded_by("import dljax.digits", ["sklearn"]) == []
   monkeypatch.setitem(sys.modules, "sklearn.datasets", None)  # makes the import fail
   with pytest.raises(ImportError, match=r"pip install -e '\.\[data\]'"):
     digits.load()

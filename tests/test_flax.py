@@ -6,8 +6,6 @@ same dtype); the composed models' training losses must fall by at least LOSS_FAC
 
 import pathlib
 import re
-import subprocess
-import sys
 
 import flax.linen as nn
 import jax
@@ -17,6 +15,7 @@ import optax
 import pytest
 from flax import nnx as fnnx
 from flax.training import train_state
+from helpers import modules_loaded_by
 
 import dljax
 from dljax import checkpoint, checks, data, interop, objectives, train
@@ -413,10 +412,7 @@ def test_bad_params_name_the_symbol_and_both_shapes(case):
 
 def test_import_does_not_load_flax_front_ends():
   """import dljax.interop leaves flax.linen and flax.nnx unimported (the import-time budget)."""
-  code = ("import sys, dljax, dljax.interop; "
-          "print(sorted(m for m in ('flax.linen', 'flax.nnx') if m in sys.modules))")
-  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-  assert out.stdout.strip() == "[]", out.stdout + out.stderr
+  assert modules_loaded_by("import dljax, dljax.interop", ["flax.linen", "flax.nnx"]) == []
 
 
 # ----------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from helpers import nan_after
 
 from dljax import checkpoint, chunks, run, saving
 from dljax import models as M
@@ -87,26 +88,13 @@ def test_a_callback_that_raises_stops_training_with_a_chunk_in_flight(monkeypatc
   _same(kept[-1], _fit(steps=30).state)
 
 
-def _nan_after(n):
-  """Adam whose updates from the (n + 1)-th on are NaN."""
-  def init(params):
-    return optax.ScaleByScheduleState(count=jnp.zeros([], jnp.int32))
-
-  def update(updates, state, params=None):
-    poison = jnp.where(state.count >= n, jnp.nan, 1.0)
-    updates = jax.tree.map(lambda u: u * poison.astype(u.dtype), updates)
-    return updates, optax.ScaleByScheduleState(count=state.count + 1)
-
-  return optax.chain(optax.adam(1e-3), optax.GradientTransformation(init, update))
-
-
 def test_divergence_with_chunks_dispatched_ahead_is_raised_before_the_callback(monkeypatch):
   """Update 38 makes the parameters NaN: DivergenceError names step 39 and the callback never
   saw the chunk that ends at step 40; the one after it, already dispatched, is not used."""
   monkeypatch.setattr(chunks, "AHEAD_MAX_S", 1e9)
   seen = []
   with pytest.raises(T.DivergenceError, match="step 39") as info:
-    _fit(steps=100, optimizer=_nan_after(37),
+    _fit(steps=100, optimizer=optax.chain(optax.adam(1e-3), nan_after(37)),
          callback=lambda state, terms, s: seen.append(int(state.step)))
   assert info.value.step == 39 and seen == [10, 20, 30]
 

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from helpers import nan_after
 
 from dljax import checkpoint
 from dljax import models as M
@@ -163,20 +164,6 @@ def test_train_state_round_trip_continues_bitwise(tmp_path):
 # Library: divergence.
 
 
-def _nan_after(n: int) -> optax.GradientTransformation:
-  """Passes updates through, except that update number n + 1 onwards (1-based) are NaN."""
-
-  def init(params):
-    return optax.ScaleByScheduleState(count=jnp.zeros([], jnp.int32))
-
-  def update(updates, state, params=None):
-    poison = jnp.where(state.count >= n, jnp.nan, 1.0)
-    updates = jax.tree.map(lambda u: u * poison.astype(u.dtype), updates)
-    return updates, optax.ScaleByScheduleState(count=state.count + 1)
-
-  return optax.GradientTransformation(init, update)
-
-
 class _Poisoned:
   """The MSE plus a term ``poison`` that is NaN whenever the minibatch holds row ``row``."""
 
@@ -208,7 +195,7 @@ def test_nan_parameters_stop_fit_at_the_first_affected_step():
   seen = []
   callback = lambda state, terms, s: seen.append((int(state.step), all(
       bool(np.all(np.isfinite(np.asarray(a)))) for a in jax.tree.leaves(state.params))))
-  optimizer = optax.chain(optax.adam(1e-3), _nan_after(37))
+  optimizer = optax.chain(optax.adam(1e-3), nan_after(37))
   with pytest.raises(T.DivergenceError, match="step 39: non-finite loss terms 'loss', 'mse'$") as info:
     T.fit(model, O.mse(model), data, steps=100, batch_size=5, optimizer=optimizer, log_every=10,
           callback=callback)
@@ -219,7 +206,7 @@ def test_nan_parameters_stop_fit_at_the_first_affected_step():
 def test_nan_parameters_at_a_chunks_end_are_caught_by_the_parameter_check():
   """Update 40 (the last of the 4th chunk) makes them NaN: the parameter check names step 40."""
   model, data = M.mlp(1, (8,), 1), _data()
-  optimizer = optax.chain(optax.adam(1e-3), _nan_after(39))
+  optimizer = optax.chain(optax.adam(1e-3), nan_after(39))
   with pytest.raises(T.DivergenceError, match=r"by step 40: parameter \['A'\] is not finite"):
     T.fit(model, O.mse(model), data, steps=100, batch_size=5, optimizer=optimizer, log_every=10)
 

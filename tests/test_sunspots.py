@@ -3,13 +3,12 @@ forecasts against NumPy re-derivations (ARIMA's and exponential smoothing's recu
 training fit's parameters, persistence's closed form) and independent statsmodels fits."""
 
 import json
-import os
-import subprocess
 import sys
 import warnings
 
 import numpy as np
 import pytest
+from helpers import modules_loaded_by
 
 from dljax import checks
 from dljax import sunspots as S
@@ -18,7 +17,6 @@ pytest.importorskip("statsmodels", reason="the data extra: pip install -e '.[dat
 from statsmodels.tsa.arima.model import ARIMA  # noqa: E402
 from statsmodels.tsa.holtwinters import ExponentialSmoothing  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 Z_95 = 1.6448536269514722  # the standard normal's 0.95 quantile
 
 
@@ -41,12 +39,8 @@ def plain(value):
 
 
 def test_import_leaves_statsmodels_pandas_and_scipy_stats_for_later():
-  code = ("import sys, dljax.sunspots; print(sorted(m for m in ('statsmodels', 'pandas', "
-          "'scipy.stats') if m in sys.modules))")
-  out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                       timeout=120)
-  assert out.returncode == 0, out.stderr
-  assert out.stdout.strip() == "[]", out.stdout
+  loaded = modules_loaded_by("import dljax.sunspots", ["statsmodels", "pandas", "scipy.stats"])
+  assert loaded == []
 
 
 def test_load_and_split_offline(no_network):
