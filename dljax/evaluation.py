@@ -91,14 +91,14 @@ def band(mu: np.ndarray, sigma: np.ndarray, level: float = 0.9) -> dict[str, np.
   """The predictive of the members' Gaussians mu, sigma [K, ...] (a mixture for K > 1): its mean,
   standard deviation and central ``level`` interval, each [...]."""
   mean, std = metrics.mixture_moments(mu, sigma)
-  low = (mu[0] + sigma[0] * _z(0.5 - level / 2) if mu.shape[0] == 1
-         else metrics.mixture_quantile(0.5 - level / 2, mu, sigma))
-  high = (mu[0] + sigma[0] * _z(0.5 + level / 2) if mu.shape[0] == 1
-          else metrics.mixture_quantile(0.5 + level / 2, mu, sigma))
-  return {"mean": mean, "std": std, "low": np.asarray(low), "high": np.asarray(high)}
+  low, high = (_quantile(q, mu, sigma) for q in (0.5 - level / 2, 0.5 + level / 2))
+  return {"mean": mean, "std": std, "low": low, "high": high}
 
 
-def _z(q: float) -> float:
+def _quantile(q: float, mu: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+  """The q-quantile of one Gaussian in closed form, of a mixture (K > 1) by bisection."""
+  if mu.shape[0] > 1:
+    return np.asarray(metrics.mixture_quantile(q, mu, sigma))
   from scipy import stats  # noqa: PLC0415 (imported when first needed, not by import dljax)
 
-  return float(stats.norm.ppf(q))
+  return mu[0] + sigma[0] * float(stats.norm.ppf(q))

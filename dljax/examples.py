@@ -79,10 +79,10 @@ def _prepare(name, model, objective, data, *, steps, batch_size, seed, log_every
              evaluate, standardisers=None) -> Experiment:
   fit_kwargs = dict(steps=steps, batch_size=batch_size, seed=seed, log_every=log_every)
   data = T.check_fit_arguments(model, objective, data, **fit_kwargs)
-  # Batches too large for Floyd's sampler are drawn by epochs: each still a uniformly random
-  # subset of distinct rows, at one sort of the rows per epoch instead of a top_k per step.
+  # Batches that Floyd's sampler does not draw are drawn by epochs: each still a uniformly
+  # random subset of distinct rows, at one sort of the rows per epoch instead of a top_k per step.
   n = len(next(iter(data.values())))
-  epochs = sampler.FLOYD_MAX_BATCH < batch_size < n
+  epochs = batch_size < n and not sampler.draws_indices(n, batch_size)
   return Experiment(name, model, objective, data,
                     dict(fit_kwargs, optimizer=optimizer, sampling="epochs" if epochs else
                          "subsets"), evaluate, standardisers or {})
