@@ -32,14 +32,35 @@ def fake_runs(monkeypatch):
 
 
 def test_choice_on_validation_only_then_disjoint_test_seeds(fake_runs):
-  grid = {"lags": (5, 10, 20), "steps": (1000, 3000)}
+  grid = {"lags": (5, 10, 20), "steps": (1000, 3000), "ensemble": (5,)}
   choice = classical.choose("sunspots", {"cell": "lstm"}, grid)
-  assert choice["chosen"] == {"lags": 10, "steps": 3000}  # the best validation score
-  assert len(choice["tried"]) == 6 and all(v for _, _, v in fake_runs)  # all on validation
+  assert choice["chosen"] == {"lags": 10, "steps": 3000, "ensemble": 5}  # the best score
+  seeds = classical.CHOICE_SEEDS["sunspots"]
+  assert len(choice["tried"]) == 6 and len(fake_runs) == 6 * seeds
+  assert all(v for _, _, v in fake_runs)  # all on validation
+  # each setting scored on `seeds` disjoint five-member ensembles
+  assert [s["seed"] for _, s, _ in fake_runs[:seeds]] == [0, 5, 10][:seeds]
   fake_runs.clear()
-  runs = classical.test_runs("sunspots", {"cell": "lstm"}, choice["chosen"], 3)
-  assert [r["seed"] for r in runs] == [0, 5, 10]  # five-member ensembles, disjoint
+  runs = classical.test_runs("sunspots", {"cell": "lstm"}, {**choice["chosen"], "ensemble": 10},
+                             3)
+  assert [r["seed"] for r in runs] == [0, 10, 20]  # ten-member ensembles, disjoint
   assert all(not v and s["lags"] == 10 and s["steps"] == 3000 for _, s, v in fake_runs)
+
+
+def test_choice_averages_the_validation_scores_over_seeds(fake_runs, monkeypatch):
+  from dljax import examples
+
+  def run(experiment):  # the seed decides: setting A wins on seed 0 only, B on average
+    s = experiment.settings
+    nll = {("A", 0): 1.0, ("A", 5): 5.0, ("A", 10): 5.0}.get((s["tag"], s["seed"]), 2.0)
+    return types.SimpleNamespace(metrics={"test_nll_one_step": nll})
+
+  monkeypatch.setattr(examples, "run", run)
+  monkeypatch.setitem(classical.CHOICE_SEEDS, "sunspots", 3)
+  choice = classical.choose("sunspots", {"cell": "lstm"}, {"tag": ("A", "B"), "ensemble": (5,)})
+  assert choice["chosen"]["tag"] == "B"
+  assert choice["tried"][0]["scores"] == [-1.0, -5.0, -5.0]
+  assert choice["tried"][0]["score"] == pytest.approx(-11 / 3)
 
 
 def test_markdown_reports_mean_and_standard_error():
