@@ -69,17 +69,59 @@ EPOCHS_TAG = 0xFFFFFFFF  # fold_in(train_key, EPOCHS_TAG): the epochs' key (step
 def epoch_indices(key: Array, first_step: Array, steps: int, n: int, batch_size: int) -> Array:
   """Steps ``first_step, ..., first_step + steps - 1``'s rows [steps, batch_size], by epochs.
 
-  The rows form a stream of epochs, epoch e a permutation of [0, n) (argsort of n random
-  32-bit words from fold_in(key, e)); step t takes the stream's positions p = t b, ..., t b +
-  b - 1, i.e. row perm_{p // n}[p mod n]. So every row is seen once per epoch of n / b steps; a
-  batch that straddles two epochs may hold a row twice. The epochs these steps touch are drawn
-  once, at most ceil(steps b / n) + 1 sorts of n for the block instead of an n-wide ``top_k``
-  per step. Positions are int32: steps t < 2^31 / b.
+  The rows form a stream of epochs, epoch e a permutation of [0, n) (the argsort of n random
+  32-bit words from fold_in(key, e), by ``argsort_words``); step t takes the stream's positions
+  p = t b, ..., t b + b - 1, i.e. row perm_{p // n}[p mod n]. So every row is seen once per
+  epoch of n / b steps; a batch that straddles two epochs may hold a row twice. The epochs these
+  steps touch are drawn once, at most ceil(steps b / n) + 1 sorts of n for the block instead of
+  an n-wide ``top_k`` per step. Positions are int32: steps t < 2^31 / b.
   """
   p0 = first_step.astype(jnp.int32) * batch_size
   positions = p0 + jnp.arange(steps * batch_size, dtype=jnp.int32).reshape(steps, batch_size)
   e0 = p0 // n
   touched = -(-steps * batch_size // n) + 1
   words = lambda e: jax.random.bits(jax.random.fold_in(key, e), (n,), jnp.uint32)
-  perms = jnp.argsort(jax.vmap(words)(e0 + jnp.arange(touched)), axis=-1).astype(jnp.int32)
+  perms = jax.vmap(argsort_words)(jax.vmap(words)(e0 + jnp.arange(touched)))
   return perms[positions // n - e0, positions % n]
+
+
+PACKED_MAX_N = 1 << 16  # argsort_words packs a row index into the low bits of each word
+
+
+def argsort_words(words: Array) -> Array:
+  """``jnp.argsort(words)`` (stable) of uint32 words [n], int32, at the cost of one plain sort.
+
+  XLA's CPU sort of one operand is about 5x faster than the key-value sort an argsort is
+  (BUILD_NOTES.md). So each word's low ceil(log2 n) bits are replaced by its row index and the
+  packed words are sorted alone: that orders the rows by their words' high bits, then by index.
+  Rows whose high bits tie (rare: about n^2 / 2^(33 - log2 n) pairs) are put in argsort's
+  order, by (word, index), by odd-even transposition passes until none is out of order. For
+  n > 2^16 the high bits are too few, and this is ``jnp.argsort``.
+  """
+  n = words.shape[0]
+  if n > PACKED_MAX_N:
+    return jnp.argsort(words).astype(jnp.int32)
+  low = (1 << max(1, (n - 1).bit_length())) - 1
+  rows = jnp.sort((words & ~jnp.uint32(low)) | jnp.arange(n, dtype=jnp.uint32)) & low
+  rows = rows.astype(jnp.int32)
+  ties = lambda wr: jnp.any(_after(*wr, slice(None, -1), slice(1, None)))
+  return jax.lax.while_loop(ties, _transpositions, (words[rows], rows))[1]
+
+
+def _after(w, r, a, b):
+  """Whether (w[a], r[a]) comes after (w[b], r[b]) in argsort's order."""
+  return (w[a] > w[b]) | ((w[a] == w[b]) & (r[a] > r[b]))
+
+
+def _transpositions(wr):
+  """One even and one odd pass of odd-even transposition sort of (word, row) pairs."""
+  for start in (0, 1):
+    w, r = wr
+    m = (w.shape[0] - start) // 2 * 2  # the pass compares (start, start + 1), (start + 2, ...)
+    pair = lambda a: a[start:start + m].reshape(-1, 2)
+    pw, pr = pair(w), pair(r)
+    moves = _after(pw, pr, (slice(None), 0), (slice(None), 1))[:, None]
+    swapped = lambda p: jnp.where(moves, p[:, ::-1], p).reshape(-1)
+    wr = tuple(jnp.concatenate([a[:start], swapped(p), a[start + m:]])
+               for a, p in ((w, pw), (r, pr)))
+  return wr

@@ -125,6 +125,27 @@ def test_epoch_indices_see_every_row_once_per_epoch():
     assert sorted(odd[7 * e:7 * e + 7].tolist()) == list(range(7))
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 1000, 1024, 1025, 5000])
+def test_argsort_words_is_numpys_stable_argsort(n):
+  """The packed sort with its transposition passes against NumPy's stable argsort, on random
+  words and on words whose high bits, or whole values, tie in many places."""
+  rng = np.random.default_rng(n)
+  random = rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32)
+  high_ties = (random >> 28 << 28) | rng.integers(0, 4, n).astype(np.uint32)
+  equal = np.where(np.arange(n) % 3 == 0, 7, 12345).astype(np.uint32)
+  argsort = jax.jit(sampler.argsort_words)
+  for words in (random, high_ties, equal):
+    got = np.asarray(argsort(words))
+    assert got.dtype == np.int32
+    np.testing.assert_array_equal(got, np.argsort(words, kind="stable"))
+
+
+def test_argsort_words_beyond_the_packed_range_is_argsort(monkeypatch):
+  monkeypatch.setattr(sampler, "PACKED_MAX_N", 4)
+  words = np.array([5, 3, 3, 9, 1], np.uint32)
+  np.testing.assert_array_equal(sampler.argsort_words(words), [4, 1, 2, 0, 3])
+
+
 def _member_problem(K=3, n=40):
   model = M.mlp(2, (8,), 1, heteroscedastic=True, activation="relu")
   rng = np.random.default_rng(0)
