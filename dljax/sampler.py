@@ -89,14 +89,16 @@ PACKED_MAX_N = 1 << 16  # argsort_words packs a row index into the low bits of e
 
 
 def argsort_words(words: Array) -> Array:
-  """``jnp.argsort(words)`` (stable) of uint32 words [n], int32, at the cost of one plain sort.
+  """``jnp.argsort(words)`` (stable) of uint32 words [n], int32; for random words, at about the
+  cost of one plain sort.
 
   XLA's CPU sort of one operand is about 5x faster than the key-value sort an argsort is
   (BUILD_NOTES.md). So each word's low ceil(log2 n) bits are replaced by its row index and the
   packed words are sorted alone: that orders the rows by their words' high bits, then by index.
-  Rows whose high bits tie (rare: about n^2 / 2^(33 - log2 n) pairs) are put in argsort's
-  order, by (word, index), by odd-even transposition passes until none is out of order. For
-  n > 2^16 the high bits are too few, and this is ``jnp.argsort``.
+  Rows whose high bits tie (for random words about n^2 / 2^(33 - ceil(log2 n)) pairs, in short
+  runs) are put in argsort's order, by (word, index), by odd-even transposition passes until
+  none is out of order; words sharing their high bits in long runs would need up to n passes.
+  For n > 2^16 the high bits are too few, and this is ``jnp.argsort``.
   """
   n = words.shape[0]
   if n > PACKED_MAX_N:

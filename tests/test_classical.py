@@ -39,7 +39,7 @@ def test_choice_on_validation_only_then_disjoint_test_seeds(fake_runs):
   assert len(choice["tried"]) == 6 and len(fake_runs) == 6 * seeds
   assert all(v for _, _, v in fake_runs)  # all on validation
   # each setting scored on `seeds` disjoint five-member ensembles
-  assert [s["seed"] for _, s, _ in fake_runs[:seeds]] == [0, 5, 10][:seeds]
+  assert [s["seed"] for _, s, _ in fake_runs[:seeds]] == [5 * i for i in range(seeds)]
   fake_runs.clear()
   runs = classical.test_runs("sunspots", {"cell": "lstm"}, {**choice["chosen"], "ensemble": 10},
                              3)
