@@ -70,11 +70,21 @@ def _to_numpy(tree: Any) -> Any:
 def save(path: str | os.PathLike, model: Any, params: Any, arrays: dict[str, Any] | None = None,
          meta: dict[str, Any] | None = None) -> None:
   """Writes a checkpoint atomically (temporary file, fsync, rename)."""
+  write_bytes(path, encode(model, params, arrays, meta))
+
+
+def encode(model: Any, params: Any, arrays: dict[str, Any] | None = None,
+           meta: dict[str, Any] | None = None) -> bytes:
+  """A checkpoint's bytes, as ``save`` writes them."""
   payload = _serialization().msgpack_serialize(
       {"model": json.dumps(model_config(model)), "params": _to_numpy(params),
        "arrays": _to_numpy(arrays or {}), "meta": json.dumps(meta or {})})
-  blob = _serialization().msgpack_serialize(
+  return _serialization().msgpack_serialize(
       {"format": FORMAT, "sha256": hashlib.sha256(payload).hexdigest(), "payload": payload})
+
+
+def write_bytes(path: str | os.PathLike, blob: bytes) -> None:
+  """``blob`` written to ``path`` atomically (``write_atomically``)."""
 
   def write(tmp):
     with open(tmp, "wb") as f:

@@ -249,9 +249,15 @@ class Run:
 
   def _save(self, path: str, state: T.TrainState, history: dict[str, np.ndarray],
             length: int) -> None:
+    self._write(path, self._encode(state, history, length))
+
+  def _write(self, path: str, blob: bytes) -> None:
+    checkpoint.write_bytes(path, blob)
+
+  def _encode(self, state: T.TrainState, history: dict[str, np.ndarray], length: int) -> bytes:
     arrays = dict(self.arrays, train=checkpoint.train_arrays(state.step, state.opt_state, history))
-    checkpoint.save(path, self.model, state.params, arrays,
-                    dict(self.meta, step=int(np.max(np.asarray(state.step))), chunk_length=length))
+    return checkpoint.encode(self.model, state.params, arrays, dict(
+        self.meta, step=int(np.max(np.asarray(state.step))), chunk_length=length))
 
   def stopped(self, signum: int) -> Stopped:
     """The ``Stopped`` of a stop now: the newest checkpoint's step and path."""
@@ -313,11 +319,12 @@ class Run:
       raise _Shorter(next((d for d in range(most, 1, -1) if self.length % d == 0), 1))
 
   def _rotate(self, step: int, state: T.TrainState, background: bool = True) -> None:
-    """The checkpoint of ``state`` at ``step`` with the history so far (``Schedule.write``: on
-    the writer's thread, or on this one)."""
-    parts, length = self._parts(), self.length  # as they are now: the write may come later
-    save = lambda path: self._save(path, state, _joined(parts), length)
-    self.schedule.write(step, save, background)
+    """The checkpoint of ``state`` at ``step`` with the history so far, encoded on this thread
+    and written (``Schedule.write``) on the writer's thread, or (not ``background``) on this one.
+    A writer thread's own large allocations stayed with its malloc arena: one more history's
+    worth of memory per write (BUILD_NOTES.md, 2026-12-01)."""
+    blob = self._encode(state, _joined(self._parts()), self.length)
+    self.schedule.write(step, lambda path: self._write(path, blob), background)
 
   def _newest_good(self) -> tuple[T.TrainState, dict[str, np.ndarray], int | None] | None:
     """(state, history, chunk length) of the newest checkpoint that loads, or None (none: from

@@ -148,14 +148,20 @@ def _run_kwargs(**kw):
 
 def test_checkpoints_are_written_off_the_training_thread(tmp_path, monkeypatch):
   """checkpoint_seconds=0: every line end is checkpointed (none is in flight: each write waited
-  for here) on the writer's thread, the last one before fit returns."""
-  threads, save = [], run.Run._save
+  for here) on the writer's thread, the last one before fit returns; each is encoded on the
+  training thread, so that the writer's thread makes no large allocations of its own."""
+  threads, encoded, write, encode = [], [], run.Run._write, run.Run._encode
 
   def recording(self, path, *args):
     threads.append((threading.current_thread().name, path))
-    save(self, path, *args)
+    write(self, path, *args)
 
-  monkeypatch.setattr(run.Run, "_save", recording)
+  def encoding(self, *args):
+    encoded.append(threading.current_thread() is threading.main_thread())
+    return encode(self, *args)
+
+  monkeypatch.setattr(run.Run, "_write", recording)
+  monkeypatch.setattr(run.Run, "_encode", encoding)
   wait = lambda state, terms, s: run_.schedule.writer.wait()
   run_ = run.Run(**_run_kwargs(checkpoint_seconds=0, keep_checkpoints=20, callback=wait),
                  workdir=tmp_path)
@@ -164,7 +170,7 @@ def test_checkpoints_are_written_off_the_training_thread(tmp_path, monkeypatch):
   steps = [s for s, _ in run.checkpoints(tmp_path)]
   assert steps == list(range(100, 0, -10))
   assert {name for name, _ in threads} == {"dljax-checkpoints"}
-  assert len(threads) == 10
+  assert len(threads) == 10 and encoded == [True] * 10
 
 
 def test_time_based_checkpoints_then_a_stop_resume_bitwise(tmp_path, monkeypatch):
@@ -172,13 +178,13 @@ def test_time_based_checkpoints_then_a_stop_resume_bitwise(tmp_path, monkeypatch
   at step 50: the stop waits for it, writes step 50, leaves no temporaries; resume ends
   bitwise as an uninterrupted run (state, history, metrics lines' steps)."""
   whole = run.fit(workdir=tmp_path / "whole", **_run_kwargs())
-  save = run.Run._save
+  write = run.Run._write
 
   def slow(self, path, *args):
     time.sleep(0.2)
-    save(self, path, *args)
+    write(self, path, *args)
 
-  monkeypatch.setattr(run.Run, "_save", slow)
+  monkeypatch.setattr(run.Run, "_write", slow)
 
   def terminate_at_50(state, terms, seconds):
     if int(np.max(np.asarray(state.step))) == 50:
@@ -190,7 +196,7 @@ def test_time_based_checkpoints_then_a_stop_resume_bitwise(tmp_path, monkeypatch
   assert stop.value.step == 50 and run.checkpoints(tmp_path / "cut")[0][0] == 50
   left = [n for _, _, names in os.walk(tmp_path / "cut") for n in names]
   assert not [n for n in left if n.startswith(checkpoint.TMP_PREFIX)], left
-  monkeypatch.setattr(run.Run, "_save", save)
+  monkeypatch.setattr(run.Run, "_write", write)
   rest = run.fit(workdir=tmp_path / "cut", resume=True, **_run_kwargs())
   assert rest.start_step == 50
   _same(whole.state, rest.state)
