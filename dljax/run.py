@@ -319,10 +319,9 @@ class Run:
       raise _Shorter(next((d for d in range(most, 1, -1) if self.length % d == 0), 1))
 
   def _rotate(self, step: int, state: T.TrainState, background: bool = True) -> None:
-    """The checkpoint of ``state`` at ``step`` with the history so far, encoded on this thread
-    and written (``Schedule.write``) on the writer's thread, or (not ``background``) on this one.
-    A writer thread's own large allocations stayed with its malloc arena: one more history's
-    worth of memory per write (BUILD_NOTES.md, 2026-12-01)."""
+    """The checkpoint of ``state`` at ``step`` with the history so far, encoded here (the writer
+    thread's own allocations stayed in its malloc arena: BUILD_NOTES.md) and written
+    (``Schedule.write``) on the writer's thread, or (not ``background``) on this one."""
     blob = self._encode(state, _joined(self._parts()), self.length)
     self.schedule.write(step, lambda path: self._write(path, blob), background)
 
