@@ -237,27 +237,22 @@ class Run:
 
   def history(self) -> dict[str, np.ndarray]:
     """The per-step loss terms so far, from step 1."""
-    return _joined(self._parts())
-
-  def _parts(self) -> list[dict[str, np.ndarray]]:
-    return [c for c in [*self.chunks, *self.pending] if c and c["loss"].shape[-1]]
+    chunks = [c for c in [*self.chunks, *self.pending] if c and c["loss"].shape[-1]]
+    return {k: np.concatenate([c[k] for c in chunks], axis=-1) for k in chunks[0]} if chunks else {}
 
   def save(self, path: str, state: T.TrainState) -> None:
     """A checkpoint of ``state`` that resumes: the parameters, the Optax state, the step and the
     history so far, with this run's arrays and meta."""
-    self._save(path, state, self.history(), self.length)
-
-  def _save(self, path: str, state: T.TrainState, history: dict[str, np.ndarray],
-            length: int) -> None:
-    self._write(path, self._encode(state, history, length))
+    self._write(path, self._encode(state))
 
   def _write(self, path: str, blob: bytes) -> None:
     checkpoint.write_bytes(path, blob)
 
-  def _encode(self, state: T.TrainState, history: dict[str, np.ndarray], length: int) -> bytes:
-    arrays = dict(self.arrays, train=checkpoint.train_arrays(state.step, state.opt_state, history))
+  def _encode(self, state: T.TrainState) -> bytes:
+    arrays = dict(self.arrays, train=checkpoint.train_arrays(state.step, state.opt_state,
+                                                             self.history()))
     return checkpoint.encode(self.model, state.params, arrays, dict(
-        self.meta, step=int(np.max(np.asarray(state.step))), chunk_length=length))
+        self.meta, step=int(np.max(np.asarray(state.step))), chunk_length=self.length))
 
   def stopped(self, signum: int) -> Stopped:
     """The ``Stopped`` of a stop now: the newest checkpoint's step and path."""
@@ -322,7 +317,7 @@ class Run:
     """The checkpoint of ``state`` at ``step`` with the history so far, encoded here (the writer
     thread's own allocations stayed in its malloc arena: BUILD_NOTES.md) and written
     (``Schedule.write``) on the writer's thread, or (not ``background``) on this one."""
-    blob = self._encode(state, _joined(self._parts()), self.length)
+    blob = self._encode(state)
     self.schedule.write(step, lambda path: self._write(path, blob), background)
 
   def _newest_good(self) -> tuple[T.TrainState, dict[str, np.ndarray], int | None] | None:
@@ -390,11 +385,6 @@ class Run:
           kept.append(line if line.endswith("\n") else line + "\n")
     checkpoint.write_atomically(path, lambda tmp: _write_lines(tmp, kept))
     return open(path, "a")
-
-
-def _joined(chunks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-  """Chunks' per-step terms as one history ({} for none)."""
-  return {k: np.concatenate([c[k] for c in chunks], axis=-1) for k in chunks[0]} if chunks else {}
 
 
 def _write_lines(path: str, lines: list[str]) -> None:
