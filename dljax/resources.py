@@ -95,9 +95,12 @@ def _abstract(tree: Any, sharding: Any = None) -> Any:
   return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), tree)
 
 
-def _program(ensemble: bool, member_data: bool, epochs: bool, devices, state, key, data):
+def _program(ensemble: bool, member_data: bool, epochs: bool, devices, state, key, data,
+             objective, batch_size):
   """(the jitted chunk ``fit`` runs, its extra static arguments, devices, abstract arguments)."""
-  program, static = T._chunk_program(ensemble, devices, member_data, epochs)
+  group = T.member_group(objective, state, data, batch_size, devices, member_data) if ensemble \
+      else None
+  program, static = T._chunk_program(ensemble, devices, member_data, epochs, group)
   if devices is None:
     return program, static, 1, (state, key, data)
   split, data_split = T._shardings(ensemble, devices, member_data)
@@ -122,7 +125,7 @@ def estimate(model: Any, objective: Any, data: dict[str, Any], *, steps: int, ba
   length = min(int(log_every), int(steps))
   program, static, n_devices, arguments = _program(
       ensemble, member_data, sampling == "epochs", T._check_devices(devices, seeds, ensemble),
-      state, key, arrays)
+      state, key, arrays, objective, int(batch_size))
   static = dict(static, objective=objective, optimizer=optimizer, batch_size=batch_size,
                 length=length)
   if not compile:

@@ -167,33 +167,51 @@ def _run_chunk(state: TrainState, train_key: Array, data: Mapping[str, Array], o
 
 _STATIC = ("objective", "optimizer", "batch_size", "length", "epochs")
 _chunk = jax.jit(_run_chunk, static_argnames=_STATIC, donate_argnums=0)
+_ENSEMBLE_STATIC = (*_STATIC, "group")  # the ensembles' programs also take their member groups
+
+# On a CPU an ensemble's chunk runs its members in groups whose steps' values (all of a step's
+# intermediate arrays, unfused) total at most this many bytes, one group after another, so that
+# a group's working set stays in the cache (BUILD_NOTES.md, Decisions: member groups).
+MEMBER_GROUP_BYTES = 32 * 2**20
+
+
+def _in_groups(run, group, *members):
+  """``run(*members)``, or ``lax.map`` of it over consecutive groups of ``group`` members."""
+  k = jax.tree.leaves(members[0])[0].shape[0]
+  if group is None or group >= k:
+    return run(*members)
+  split = lambda a: a.reshape(k // group, group, *a.shape[1:])
+  out = jax.lax.map(lambda m: run(*m), jax.tree.map(split, members))
+  return jax.tree.map(lambda a: a.reshape(k, *a.shape[2:]), out)
 
 
 def _run_ensemble(state, train_key, data, objective, optimizer, batch_size, length,
-                  epochs=False):
-  """The same chunk for K members at once: vmap over (state, train_key), the data shared."""
+                  epochs=False, group=None):
+  """The same chunk for K members at once: vmap over (state, train_key), the data shared; with
+  ``group``, that many members at a time."""
   run = lambda s, k: _run_chunk(s, k, data, objective, optimizer, batch_size, length,
                                 epochs=epochs)
-  return jax.vmap(run)(state, train_key)
+  return _in_groups(jax.vmap(run), group, state, train_key)
 
 
-_chunk_ensemble = jax.jit(_run_ensemble, static_argnames=_STATIC, donate_argnums=0)
+_chunk_ensemble = jax.jit(_run_ensemble, static_argnames=_ENSEMBLE_STATIC, donate_argnums=0)
 
 
 def _run_members(state, train_key, data, objective, optimizer, batch_size, length,
-                 epochs=False):
+                 epochs=False, group=None):
   """The chunk for K members, each on its own data (``member_data``: arrays [K, N, ...])."""
   run = lambda s, k, d: _run_chunk(s, k, d, objective, optimizer, batch_size, length,
                                    epochs=epochs)
-  return jax.vmap(run)(state, train_key, data)
+  return _in_groups(jax.vmap(run), group, state, train_key, data)
 
 
-_chunk_members = jax.jit(_run_members, static_argnames=_STATIC, donate_argnums=0)
+_chunk_members = jax.jit(_run_members, static_argnames=_ENSEMBLE_STATIC, donate_argnums=0)
 
 
-@functools.partial(jax.jit, static_argnames=(*_STATIC, "mesh", "member_data"), donate_argnums=0)
+@functools.partial(jax.jit, static_argnames=(*_ENSEMBLE_STATIC, "mesh", "member_data"),
+                   donate_argnums=0)
 def _chunk_sharded(state, train_key, data, objective, optimizer, batch_size, length, mesh,
-                   member_data=False, epochs=False):
+                   member_data=False, epochs=False, group=None):
   """``_chunk_ensemble`` (``_chunk_members``) with the members split across ``mesh``'s
   ``"members"`` axis.
 
@@ -204,7 +222,7 @@ def _chunk_sharded(state, train_key, data, objective, optimizer, batch_size, len
   """
   run = functools.partial(_run_members if member_data else _run_ensemble, objective=objective,
                           optimizer=optimizer, batch_size=batch_size, length=length,
-                          epochs=epochs)
+                          epochs=epochs, group=group)
   members = jax.sharding.PartitionSpec(_dist.AXIS)
   data_spec = members if member_data else jax.sharding.PartitionSpec()
   # check_vma=False: the models' scans start from constants (e.g. h0 = 0), which shard_map's
@@ -268,8 +286,8 @@ def _check_devices(devices: Any, seeds: list[int], ensemble: bool) -> list[jax.D
   return devices
 
 
-def _start(model, optimizer, dtype, seeds, ensemble, state, arrays, devices, member_data=False,
-           epochs=False):
+def _start(model, objective, optimizer, dtype, seeds, ensemble, state, arrays, devices,
+           batch_size, member_data=False, epochs=False):
   """(state, train_key, arrays, chunk program, first step): the seed's initial state or a copy of
   ``state``, placed on ``devices`` with the program that runs a chunk there."""
   if state is None:
@@ -282,7 +300,9 @@ def _start(model, optimizer, dtype, seeds, ensemble, state, arrays, devices, mem
     split, data_split = _shardings(ensemble, devices, member_data)
     state, train_key = _dist.place((state, train_key), split)
     arrays = _dist.place(arrays, data_split)
-  run, static = _chunk_program(ensemble, devices, member_data, epochs)
+  group = member_group(objective, state, arrays, batch_size, devices, member_data) if ensemble \
+      else None
+  run, static = _chunk_program(ensemble, devices, member_data, epochs, group)
   return state, train_key, arrays, functools.partial(run, **static), start_step
 
 
@@ -292,11 +312,54 @@ def _shardings(ensemble: bool, devices, member_data: bool = False):
   return split, (_dist.member_sharding if member_data else _dist.replicated)(devices)
 
 
-def _chunk_program(ensemble: bool, devices, member_data: bool = False, epochs: bool = False):
+def _jaxpr_bytes(jaxpr) -> int:
+  """The bytes of every value a jaxpr's equations make, those of inner jaxprs included."""
+  total = 0
+  for eqn in jaxpr.eqns:
+    total += sum(int(np.prod(v.aval.shape)) * v.aval.dtype.itemsize for v in eqn.outvars
+                 if hasattr(v.aval, "shape"))
+    for param in eqn.params.values():
+      for inner in param if isinstance(param, (tuple, list)) else (param,):
+        inner = getattr(inner, "jaxpr", inner)  # a ClosedJaxpr's Jaxpr
+        total += _jaxpr_bytes(inner) if hasattr(inner, "eqns") else 0
+  return total
+
+
+@functools.cache
+def _step_bytes(objective, treedef, leaves, batch) -> int:
+  params, key = jax.tree.unflatten(treedef, leaves), jax.eval_shape(jax.random.PRNGKey, 0)
+  grad = jax.value_and_grad(objective, has_aux=True)
+  return _jaxpr_bytes(jax.make_jaxpr(grad)(params, dict(batch), key).jaxpr)
+
+
+def member_group(objective: Objective, state: TrainState, data: Mapping[str, Any],
+                 batch_size: int, devices=None, member_data: bool = False) -> int | None:
+  """Members per group in an ensemble's chunk (``state``'s leaves [K, ...]): on a CPU, the most
+  members of a device whose steps' values fit in MEMBER_GROUP_BYTES (a divisor of its K / D);
+  None, all at once, on an accelerator or when they all fit."""
+  platform = devices[0].platform if devices else jax.default_backend()
+  members = state.step.shape[0] // (len(devices) if devices else 1)
+  if platform != "cpu" or members < 2:
+    return None
+  lead = 2 if member_data else 1
+  batch = tuple((name, jax.ShapeDtypeStruct((batch_size, *a.shape[lead:]), a.dtype))
+                for name, a in data.items())
+  leaves, treedef = jax.tree.flatten(state.params)
+  leaves = tuple(jax.ShapeDtypeStruct(a.shape[1:], a.dtype) for a in leaves)
+  per_member = _step_bytes(objective, treedef, leaves, batch)
+  group = max(g for g in range(1, members + 1)
+              if members % g == 0 and (g == 1 or g * per_member <= MEMBER_GROUP_BYTES))
+  return None if group == members else group
+
+
+def _chunk_program(ensemble: bool, devices, member_data: bool = False, epochs: bool = False,
+                   group: int | None = None):
   """(the jitted chunk ``fit`` runs for these members and devices, its extra static arguments);
   ``dljax.resources`` lowers the same one to estimate a run's memory."""
   run = (_chunk_members if member_data else _chunk_ensemble) if ensemble else _chunk
   static = {"epochs": True} if epochs else {}
+  if group is not None:
+    static["group"] = group
   if devices is not None and len(devices) > 1:
     run = _chunk_sharded
     static.update(mesh=_dist.members_mesh(devices), **({"member_data": True} if member_data
@@ -361,9 +424,9 @@ def fit(model: Any, objective: Objective, data: Mapping[str, Any], *, steps: int
   if state is not None:
     _check_state(state, model, optimizer, dtype, seeds, ensemble)
   devices = _check_devices(devices, seeds, ensemble)
-  state, train_key, arrays, run, start_step = _start(model, optimizer, dtype, seeds, ensemble,
-                                                     state, arrays, devices, bool(member_data),
-                                                     epochs)
+  state, train_key, arrays, run, start_step = _start(model, objective, optimizer, dtype, seeds,
+                                                     ensemble, state, arrays, devices,
+                                                     int(batch_size), bool(member_data), epochs)
   chunk = lambda s, length: run(s, train_key, arrays, objective=objective, optimizer=optimizer,
                                batch_size=int(batch_size), length=length)
   return FitResult(*chunks.run(chunk, state, start_step, int(steps), int(log_every), callback))

@@ -1,5 +1,7 @@
 """The training engine: determinism, chunking, ensembles, compilation, optimizer and bad input."""
 
+import types
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,6 +12,7 @@ from scipy import stats
 from dljax import data as D
 from dljax import models as M
 from dljax import objectives as O
+from dljax import resources
 from dljax import sampler as S
 from dljax import train as T
 
@@ -315,3 +318,47 @@ def test_custom_optax_optimizer():
   """Any Optax optimizer works: plain SGD with lr 0 leaves the parameters unchanged."""
   run = T.fit(_RNN, O.mse(_RNN), _RNN_DATA, steps=5, batch_size=2, optimizer=optax.sgd(0.0))
   assert _bitwise_equal(run.params, T.init_state(_RNN, 0, optax.sgd(0.0)).params)
+
+
+def test_jaxpr_bytes_count_every_value_made():
+  """Against a hand count: sin and mul of [10] float32 make 40 bytes each; a scan of 3 steps
+  makes its carry (40) and stacked outputs (3 x 40), and its body one product (40)."""
+  x = jnp.ones(10, jnp.float32)
+  assert T._jaxpr_bytes(jax.make_jaxpr(lambda x: jnp.sin(x) * 2)(x).jaxpr) == 80
+  scan = lambda x: jax.lax.scan(lambda c, _: (c * 2, c), x, None, length=3)
+  assert T._jaxpr_bytes(jax.make_jaxpr(scan)(x).jaxpr) == 40 + 120 + 40
+
+
+def test_member_group_is_the_largest_divisor_within_the_budget(monkeypatch):
+  state = T.init_state(_VAE, list(range(12)), T.adam())
+  args = (O.neg_elbo(_VAE), state, {"y": _RING}, 50)
+  leaves, treedef = jax.tree.flatten(state.params)
+  per_member = T._step_bytes(args[0], treedef,
+                             tuple(jax.ShapeDtypeStruct(a.shape[1:], a.dtype) for a in leaves),
+                             (("y", jax.ShapeDtypeStruct((50, 2), jnp.float32)),))
+  assert per_member > 50 * 2 * 4  # at least the batch's own values
+  cpu = jax.devices()[0]
+  for budget, devices, want in [(12, None, None), (3.5, None, 3), (5.5, None, 4), (0.5, None, 1),
+                                (3.5, [cpu, cpu], 3), (2.5, [cpu, cpu], 2),
+                                (0.5, [types.SimpleNamespace(platform="gpu")], None)]:
+    monkeypatch.setattr(T, "MEMBER_GROUP_BYTES", budget * per_member)
+    assert T.member_group(*args, devices=devices) == want, (budget, devices)
+
+
+def test_member_groups_train_the_same_members(monkeypatch):
+  """An ensemble run two members at a time equals it run at once, to float32 rounding (the
+  batched matmuls may round differently), and the memory estimate follows the groups."""
+  whole = _fit_vae(seed=[1, 3, 5, 7])
+  estimate = lambda: resources.estimate(_VAE, O.neg_elbo(_VAE), {"y": _RING}, steps=120,
+                                        batch_size=50, seed=[1, 3, 5, 7]).host["chunk"]
+  at_once = estimate()
+  monkeypatch.setattr(T, "MEMBER_GROUP_BYTES", 1)  # every member alone
+  state = T.init_state(_VAE, [1, 3, 5, 7], T.adam())
+  assert T.member_group(O.neg_elbo(_VAE), state, {"y": _RING}, 50) == 1
+  cache = T._chunk_ensemble._cache_size()
+  grouped = _fit_vae(seed=[1, 3, 5, 7])
+  assert T._chunk_ensemble._cache_size() == cache + 1  # a program of its own
+  for a, b in zip(_leaves(whole.params), _leaves(grouped.params)):
+    np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(grouped.history["loss"], whole.history["loss"], rtol=1e-5)
+  assert estimate() < at_once
