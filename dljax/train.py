@@ -170,9 +170,10 @@ _chunk = jax.jit(_run_chunk, static_argnames=_STATIC, donate_argnums=0)
 _ENSEMBLE_STATIC = (*_STATIC, "group")  # the ensembles' programs also take their member groups
 
 # On a CPU an ensemble's chunk runs its members in groups whose steps' values (all of a step's
-# intermediate arrays, unfused) total at most this many bytes, one group after another, so that
-# a group's working set stays in the cache (BUILD_NOTES.md, Decisions: member groups).
-MEMBER_GROUP_BYTES = 32 * 2**20
+# intermediate arrays, unfused) total at most this many bytes over the process's devices, one
+# group after another, so that the groups' working sets stay in the cache (BUILD_NOTES.md,
+# Decisions: member groups).
+MEMBER_GROUP_BYTES = 24 * 2**20
 
 
 def _in_groups(run, group, *members):
@@ -335,12 +336,14 @@ def _step_bytes(objective, treedef, leaves, batch) -> int:
 def member_group(objective: Objective, state: TrainState, data: Mapping[str, Any],
                  batch_size: int, devices=None, member_data: bool = False) -> int | None:
   """Members per group in an ensemble's chunk (``state``'s leaves [K, ...]): on a CPU, the most
-  members of a device whose steps' values fit in MEMBER_GROUP_BYTES (a divisor of its K / D);
-  None, all at once, on an accelerator or when they all fit."""
+  members of a device (a divisor of its K / D) whose steps' values fit in its share of
+  MEMBER_GROUP_BYTES among this process's devices; None, all at once, on an accelerator or when
+  they all fit."""
   platform = devices[0].platform if devices else jax.default_backend()
   members = state.step.shape[0] // (len(devices) if devices else 1)
   if platform != "cpu" or members < 2:
     return None
+  local = sum(d.process_index == jax.process_index() for d in devices) if devices else 1
   lead = 2 if member_data else 1
   batch = tuple((name, jax.ShapeDtypeStruct((batch_size, *a.shape[lead:]), a.dtype))
                 for name, a in data.items())
@@ -348,7 +351,7 @@ def member_group(objective: Objective, state: TrainState, data: Mapping[str, Any
   leaves = tuple(jax.ShapeDtypeStruct(a.shape[1:], a.dtype) for a in leaves)
   per_member = _step_bytes(objective, treedef, leaves, batch)
   group = max(g for g in range(1, members + 1)
-              if members % g == 0 and (g == 1 or g * per_member <= MEMBER_GROUP_BYTES))
+              if members % g == 0 and (g == 1 or g * per_member * local <= MEMBER_GROUP_BYTES))
   return None if group == members else group
 
 

@@ -339,7 +339,7 @@ def test_member_group_is_the_largest_divisor_within_the_budget(monkeypatch):
   assert per_member > 50 * 2 * 4  # at least the batch's own values
   cpu = jax.devices()[0]
   for budget, devices, want in [(12, None, None), (3.5, None, 3), (5.5, None, 4), (0.5, None, 1),
-                                (3.5, [cpu, cpu], 3), (2.5, [cpu, cpu], 2),
+                                (7, [cpu, cpu], 3), (5, [cpu, cpu], 2),
                                 (0.5, [types.SimpleNamespace(platform="gpu")], None)]:
     monkeypatch.setattr(T, "MEMBER_GROUP_BYTES", budget * per_member)
     assert T.member_group(*args, devices=devices) == want, (budget, devices)
