@@ -121,7 +121,8 @@ def estimate(model: Any, objective: Any, data: dict[str, Any], *, steps: int, ba
   init = lambda s: T._init_one(model, optimizer, dtype, s)
   state, key = jax.eval_shape(jax.vmap(init) if ensemble else init,
                               jax.ShapeDtypeStruct((members,) if ensemble else (), jnp.int32))
-  arrays = _abstract(data)
+  cast = jax.dtypes.canonicalize_dtype(dtype)  # fit's arrays, as checks.fit_arguments casts them
+  arrays = {name: jax.ShapeDtypeStruct(np.shape(a), cast) for name, a in data.items()}
   length = min(int(log_every), int(steps))
   program, static, n_devices, arguments = _program(
       ensemble, member_data, sampling == "epochs", T._check_devices(devices, seeds, ensemble),

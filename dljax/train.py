@@ -170,9 +170,9 @@ _chunk = jax.jit(_run_chunk, static_argnames=_STATIC, donate_argnums=0)
 _ENSEMBLE_STATIC = (*_STATIC, "group")  # the ensembles' programs also take their member groups
 
 # On a CPU an ensemble's chunk runs its members in groups whose steps' values (all of a step's
-# intermediate arrays, unfused) total at most this many bytes over the process's devices, one
-# group after another, so that the groups' working sets stay in the cache (BUILD_NOTES.md,
-# Decisions: member groups).
+# intermediate arrays, unfused) total at most this many bytes over the process's devices (or
+# one member at a time), one group after another, so that the groups' working sets stay in the
+# cache (BUILD_NOTES.md, Decisions: member groups).
 MEMBER_GROUP_BYTES = 24 * 2**20
 
 

@@ -329,36 +329,65 @@ def test_jaxpr_bytes_count_every_value_made():
   assert T._jaxpr_bytes(jax.make_jaxpr(scan)(x).jaxpr) == 40 + 120 + 40
 
 
+def _one_member_bytes(objective, state, batch):
+  leaves, treedef = jax.tree.flatten(state.params)
+  return T._step_bytes(objective, treedef,
+                       tuple(jax.ShapeDtypeStruct(a.shape[1:], a.dtype) for a in leaves),
+                       tuple((k, jax.ShapeDtypeStruct(v, jnp.float32)) for k, v in batch.items()))
+
+
+_ON_CPU = pytest.mark.skipif(jax.default_backend() != "cpu", reason="member groups are the CPU's")
+
+
+@_ON_CPU
 def test_member_group_is_the_largest_divisor_within_the_budget(monkeypatch):
   state = T.init_state(_VAE, list(range(12)), T.adam())
-  args = (O.neg_elbo(_VAE), state, {"y": _RING}, 50)
-  leaves, treedef = jax.tree.flatten(state.params)
-  per_member = T._step_bytes(args[0], treedef,
-                             tuple(jax.ShapeDtypeStruct(a.shape[1:], a.dtype) for a in leaves),
-                             (("y", jax.ShapeDtypeStruct((50, 2), jnp.float32)),))
+  objective = O.neg_elbo(_VAE)
+  per_member = _one_member_bytes(objective, state, {"y": (50, 2)})
   assert per_member > 50 * 2 * 4  # at least the batch's own values
   cpu = jax.devices()[0]
-  for budget, devices, want in [(12, None, None), (3.5, None, 3), (5.5, None, 4), (0.5, None, 1),
-                                (7, [cpu, cpu], 3), (5, [cpu, cpu], 2),
-                                (0.5, [types.SimpleNamespace(platform="gpu")], None)]:
+  member_data = {"y": np.broadcast_to(_RING, (12, *_RING.shape))}
+  for budget, devices, data, want in [
+      (12, None, None, None), (3.5, None, None, 3), (5.5, None, None, 4), (0.5, None, None, 1),
+      (5.5, None, member_data, 4), (7, [cpu, cpu], None, 3), (5, [cpu, cpu], None, 2),
+      (0.5, [types.SimpleNamespace(platform="gpu")], None, None)]:
     monkeypatch.setattr(T, "MEMBER_GROUP_BYTES", budget * per_member)
-    assert T.member_group(*args, devices=devices) == want, (budget, devices)
+    got = T.member_group(objective, state, data or {"y": _RING}, 50, devices=devices,
+                         member_data=data is not None)
+    assert got == want, (budget, devices, data is not None)
 
 
-def test_member_groups_train_the_same_members(monkeypatch):
-  """An ensemble run two members at a time equals it run at once, to float32 rounding (the
-  batched matmuls may round differently), and the memory estimate follows the groups."""
-  whole = _fit_vae(seed=[1, 3, 5, 7])
-  estimate = lambda: resources.estimate(_VAE, O.neg_elbo(_VAE), {"y": _RING}, steps=120,
-                                        batch_size=50, seed=[1, 3, 5, 7]).host["chunk"]
+@_ON_CPU
+def test_member_groups_train_the_same_members_in_order(monkeypatch):
+  """Four members run two at a time equal them run at once, member by member, to float32
+  rounding (the batched matmuls may round differently); the memory estimate follows the groups,
+  counting the data in the dtype fit casts it to."""
+  seeds = [1, 3, 5, 7]
+  whole = _fit_vae(seed=seeds)
+  estimate = lambda **kw: resources.estimate(_VAE, O.neg_elbo(_VAE), {"y": _RING}, steps=120,
+                                             batch_size=50, seed=seeds, **kw).host["chunk"]
   at_once = estimate()
-  monkeypatch.setattr(T, "MEMBER_GROUP_BYTES", 1)  # every member alone
-  state = T.init_state(_VAE, [1, 3, 5, 7], T.adam())
-  assert T.member_group(O.neg_elbo(_VAE), state, {"y": _RING}, 50) == 1
+  state = T.init_state(_VAE, seeds, T.adam())
+  monkeypatch.setattr(T, "MEMBER_GROUP_BYTES",
+                      2 * _one_member_bytes(O.neg_elbo(_VAE), state, {"y": (50, 2)}))
+  assert T.member_group(O.neg_elbo(_VAE), state, {"y": _RING}, 50) == 2
   cache = T._chunk_ensemble._cache_size()
-  grouped = _fit_vae(seed=[1, 3, 5, 7])
+  grouped = _fit_vae(seed=seeds)
   assert T._chunk_ensemble._cache_size() == cache + 1  # a program of its own
   for a, b in zip(_leaves(whole.params), _leaves(grouped.params)):
     np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(grouped.history["loss"], whole.history["loss"], rtol=1e-5)
   assert estimate() < at_once
+  seen = []
+  chunk_program = T._chunk_program
+  monkeypatch.setattr(T, "_chunk_program", lambda *a: (seen.append(a[-1]), chunk_program(*a))[1])
+  # fit casts the float32 data to bfloat16, and the estimate must count the same batches
+  half = T.init_state(_VAE, seeds, T.adam(), jnp.bfloat16)
+  leaves, treedef = jax.tree.flatten(half.params)
+  monkeypatch.setattr(T, "MEMBER_GROUP_BYTES", 2 * T._step_bytes(
+      O.neg_elbo(_VAE), treedef, tuple(jax.ShapeDtypeStruct(a.shape[1:], a.dtype) for a in leaves),
+      (("y", jax.ShapeDtypeStruct((50, 2), jnp.bfloat16)),)))
+  kw = dict(steps=10, batch_size=50, seed=seeds, log_every=10, dtype=jnp.bfloat16)
+  resources.estimate(_VAE, O.neg_elbo(_VAE), {"y": _RING}, compile=False, **kw)
+  T.fit(_VAE, O.neg_elbo(_VAE), {"y": _RING}, **kw)
+  assert seen == [2, 2]
