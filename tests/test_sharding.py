@@ -32,7 +32,8 @@ from dljax import data as D, models as M, objectives as O, train as T
 
 out = sys.argv[1]
 K, STEPS, LOG_EVERY = (int(a) for a in sys.argv[2:5])
-assert jax.device_count() == 4, jax.devices()
+DEVICES = 4
+assert jax.device_count() == DEVICES, jax.devices()
 series = D.sine_series()[:66]
 x, y = D.lag_windows(series, 5)
 rnn, data = M.rnn(), {"x": x, "y": y}
@@ -58,6 +59,18 @@ try:
 except ValueError as e:
   error = str(e)
 after_error = caches()
+# Twice the members, 4 a device, run two at a time on each (member groups under shard_map).
+seeds2 = list(range(2 * K))
+whole = T.fit(rnn, O.mse(rnn), data, seed=seeds2, **kw)
+state2 = T.init_state(rnn, seeds2, T.adam())
+params, treedef = jax.tree.flatten(state2.params)
+member = T._step_bytes(O.mse(rnn), treedef,
+                       tuple(jax.ShapeDtypeStruct(a.shape[1:], a.dtype) for a in params),
+                       tuple((k, jax.ShapeDtypeStruct((4, *np.shape(v)[1:]), np.float32))
+                             for k, v in data.items()))
+T.MEMBER_GROUP_BYTES = 2 * DEVICES * member
+group = T.member_group(O.mse(rnn), state2, data, 4, jax.devices())
+grouped = T.fit(rnn, O.mse(rnn), data, seed=seeds2, **kw)
 leaves = jax.tree.leaves(sharded.state)
 shards = [[{"device": s.device.id, "shape": list(s.data.shape), "index": str(s.index)}
            for s in a.addressable_shards] for a in leaves]
@@ -67,7 +80,10 @@ np.savez(out + "/states.npz",
          **{f"one_{i}": np.asarray(a) for i, a in enumerate(jax.tree.leaves(one.state))},
          **{f"shard_{i}_{j}": np.asarray(s.data) for i, a in enumerate(leaves)
             for j, s in enumerate(a.addressable_shards)},
-         loss_sharded=sharded.history["loss"], loss_one=one.history["loss"])
+         **{f"whole_{i}": np.asarray(a) for i, a in enumerate(jax.tree.leaves(whole.state))},
+         **{f"grouped_{i}": np.asarray(a) for i, a in enumerate(jax.tree.leaves(grouped.state))},
+         loss_sharded=sharded.history["loss"], loss_one=one.history["loss"],
+         loss_whole=whole.history["loss"], loss_grouped=grouped.history["loss"])
 # The compiled sharded chunk: each device trains its own members, with no collective at all.
 from dljax import distributed as dd
 devices = jax.devices()
@@ -82,7 +98,7 @@ collectives = sorted(set(re.findall(
     r" (all-gather|all-reduce|all-to-all|collective-permute|reduce-scatter|send|recv)"
     r"(?:-start)?\(", hlo)))
 json.dump({"seen": seen, "collectives": collectives, "hlo_chars": len(hlo), "shards": shards,
-           "error": error, "after_first": after_first,
+           "error": error, "after_first": after_first, "group": group,
            "after_second": after_second, "before_error": before_error, "after_error": after_error,
            "result_specs": sorted({repr(tuple(a.sharding.spec)) for a in leaves}),
            "one_sharding": type(jax.tree.leaves(one.state)[1].sharding).__name__},
@@ -158,6 +174,18 @@ def test_sharded_run_equals_one_device_run(runs):
   assert runs["report"]["one_sharding"] == "SingleDeviceSharding"
   # the members really differ from each other (nothing was broadcast from one member)
   assert not np.allclose(sharded[1][0], sharded[1][1])
+
+
+def test_member_groups_under_shard_map_train_the_same_members(runs):
+  """4 members a device, run two at a time on each (member groups inside shard_map), equal them
+  run at once, member by member, to float32 rounding."""
+  states = runs["states"]
+  assert runs["report"]["group"] == 2
+  whole, grouped = _state(states, "whole"), _state(states, "grouped")
+  assert len(whole) == len(grouped) and whole[1].shape[0] == 2 * K
+  for a, b in zip(whole, grouped):
+    np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(states["loss_grouped"], states["loss_whole"], rtol=1e-5, atol=1e-7)
 
 
 def test_each_device_holds_a_quarter_of_the_members(runs):
