@@ -98,8 +98,7 @@ def _abstract(tree: Any, sharding: Any = None) -> Any:
 def _program(ensemble: bool, member_data: bool, epochs: bool, devices, state, key, data,
              objective, batch_size):
   """(the jitted chunk ``fit`` runs, its extra static arguments, devices, abstract arguments)."""
-  group = T.member_group(objective, state, data, batch_size, devices, member_data) if ensemble \
-      else None
+  group = T.member_group(objective, state, data, batch_size, devices, member_data)
   program, static = T._chunk_program(ensemble, devices, member_data, epochs, group)
   if devices is None:
     return program, static, 1, (state, key, data)

@@ -301,8 +301,7 @@ def _start(model, objective, optimizer, dtype, seeds, ensemble, state, arrays, d
     split, data_split = _shardings(ensemble, devices, member_data)
     state, train_key = _dist.place((state, train_key), split)
     arrays = _dist.place(arrays, data_split)
-  group = member_group(objective, state, arrays, batch_size, devices, member_data) if ensemble \
-      else None
+  group = member_group(objective, state, arrays, batch_size, devices, member_data)
   run, static = _chunk_program(ensemble, devices, member_data, epochs, group)
   return state, train_key, arrays, functools.partial(run, **static), start_step
 
@@ -338,10 +337,12 @@ def member_group(objective: Objective, state: TrainState, data: Mapping[str, Any
   """Members per group in an ensemble's chunk (``state``'s leaves [K, ...]): on a CPU, the most
   members of a device (a divisor of its K / D) whose steps' values fit in its share of
   MEMBER_GROUP_BYTES among this process's devices; None, all at once, on an accelerator or when
-  they all fit."""
+  they all fit, and for a single seed (a scalar ``state.step``)."""
   platform = devices[0].platform if devices else jax.default_backend()
+  if platform != "cpu" or state.step.ndim == 0:
+    return None
   members = state.step.shape[0] // (len(devices) if devices else 1)
-  if platform != "cpu" or members < 2:
+  if members < 2:
     return None
   local = sum(d.process_index == jax.process_index() for d in devices) if devices else 1
   lead = 2 if member_data else 1

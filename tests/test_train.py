@@ -329,11 +329,11 @@ def test_jaxpr_bytes_count_every_value_made():
   assert T._jaxpr_bytes(jax.make_jaxpr(scan)(x).jaxpr) == 40 + 120 + 40
 
 
-def _one_member_bytes(objective, state, batch):
+def _one_member_bytes(objective, state, batch, dtype=jnp.float32):
   leaves, treedef = jax.tree.flatten(state.params)
   return T._step_bytes(objective, treedef,
                        tuple(jax.ShapeDtypeStruct(a.shape[1:], a.dtype) for a in leaves),
-                       tuple((k, jax.ShapeDtypeStruct(v, jnp.float32)) for k, v in batch.items()))
+                       tuple((k, jax.ShapeDtypeStruct(v, dtype)) for k, v in batch.items()))
 
 
 _ON_CPU = pytest.mark.skipif(jax.default_backend() != "cpu", reason="member groups are the CPU's")
@@ -355,6 +355,7 @@ def test_member_group_is_the_largest_divisor_within_the_budget(monkeypatch):
     got = T.member_group(objective, state, data or {"y": _RING}, 50, devices=devices,
                          member_data=data is not None)
     assert got == want, (budget, devices, data is not None)
+  assert T.member_group(objective, T.init_state(_VAE, 0, T.adam()), {"y": _RING}, 50) is None
 
 
 @_ON_CPU
@@ -383,10 +384,8 @@ def test_member_groups_train_the_same_members_in_order(monkeypatch):
   monkeypatch.setattr(T, "_chunk_program", lambda *a: (seen.append(a[-1]), chunk_program(*a))[1])
   # fit casts the float32 data to bfloat16, and the estimate must count the same batches
   half = T.init_state(_VAE, seeds, T.adam(), jnp.bfloat16)
-  leaves, treedef = jax.tree.flatten(half.params)
-  monkeypatch.setattr(T, "MEMBER_GROUP_BYTES", 2 * T._step_bytes(
-      O.neg_elbo(_VAE), treedef, tuple(jax.ShapeDtypeStruct(a.shape[1:], a.dtype) for a in leaves),
-      (("y", jax.ShapeDtypeStruct((50, 2), jnp.bfloat16)),)))
+  monkeypatch.setattr(T, "MEMBER_GROUP_BYTES", 2 * _one_member_bytes(
+      O.neg_elbo(_VAE), half, {"y": (50, 2)}, jnp.bfloat16))
   kw = dict(steps=10, batch_size=50, seed=seeds, log_every=10, dtype=jnp.bfloat16)
   resources.estimate(_VAE, O.neg_elbo(_VAE), {"y": _RING}, compile=False, **kw)
   T.fit(_VAE, O.neg_elbo(_VAE), {"y": _RING}, **kw)
