@@ -1,7 +1,11 @@
 """dljax: the deep-learning tutorial's five probabilistic models in JAX, trained by fused Optax steps."""
 
-from dljax import (checkpoint, data, examples, forecast, interop, metrics, models, objectives, run,
-                   train)
+from dljax import xla_flags
+
+xla_flags.configure()  # before JAX starts a backend: XLA reads its flags then (see xla_flags)
+
+from dljax import (checkpoint, data, examples, forecast, interop, metrics,  # noqa: E402
+                   models, objectives, run, train)
 from dljax.forecast import closed_loop
 from dljax.interop import linen, nnx  # Flax front-ends; flax itself is imported when first used
 from dljax.models import cvae, lstm, mlp, rnn, vae

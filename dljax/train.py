@@ -143,11 +143,11 @@ def _run_chunk(state: TrainState, train_key: Array, data: Mapping[str, Array], o
   def run_block(state, size):
     steps = state.step + jnp.arange(size, dtype=state.step.dtype)
     if not epochs:
-      return jax.lax.scan(step, state, jax.vmap(draw)(steps))
+      return _scan(step, state, jax.vmap(draw)(steps))
     loss_keys = jax.vmap(lambda t: jax.random.split(jax.random.fold_in(train_key, t))[1])(steps)
     epochs_key = jax.random.fold_in(train_key, sampler.EPOCHS_TAG)
     rows = sampler.epoch_indices(epochs_key, state.step, size, n, batch_size)
-    return jax.lax.scan(step, state, (rows, loss_keys))
+    return _scan(step, state, (rows, loss_keys))
 
   full, rest = divmod(length, block)
   parts = []
@@ -163,6 +163,20 @@ def _run_chunk(state: TrainState, train_key: Array, data: Mapping[str, Array], o
   if len(parts) == 1:
     return state, parts[0]
   return state, jax.tree.map(lambda *a: jnp.concatenate(a), *parts)
+
+
+def _scan(step, state, drawn):
+  """``lax.scan(step, state, drawn)``, a loop even over one step: XLA removes a loop it sees run
+  once, and compiled apart from the loop its step may round differently (``dljax.xla_flags``);
+  a trip count XLA cannot see keeps it a loop."""
+  if jax.tree.leaves(drawn)[0].shape[0] != 1:
+    return jax.lax.scan(step, state, drawn)
+  once = jax.lax.optimization_barrier(jnp.int32(1))
+  drawn = jax.tree.map(lambda a: a[0], drawn)
+  terms = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(step, state, drawn)[1])
+  body = lambda c: (c[0] + 1, *step(c[1], drawn))
+  _, state, terms = jax.lax.while_loop(lambda c: c[0] < once, body, (jnp.int32(0), state, terms))
+  return state, jax.tree.map(lambda a: a[None], terms)
 
 
 _STATIC = ("objective", "optimizer", "batch_size", "length", "epochs")

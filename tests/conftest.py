@@ -1,8 +1,10 @@
 """Every test runs with rank promotion raising, which catches [B] against [B, 1] mistakes; the
-``no_network`` fixture fails a test that opens a connection or resolves a name."""
+``no_network`` fixture fails a test that opens a connection or resolves a name. dljax is
+imported first, so that its XLA flags hold for the whole session (``dljax.xla_flags``)."""
 
 import socket
 
+import dljax  # noqa: F401
 import jax
 import pytest
 

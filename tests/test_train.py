@@ -53,11 +53,25 @@ def test_different_seeds_differ():
   assert not np.array_equal(_leaves(a.params)[0], _leaves(b.params)[0])
 
 
-@pytest.mark.parametrize("log_every", [1, 7, 1000])
-def test_chunk_size_does_not_change_the_result(log_every):
-  """Any grouping of the steps into compiled chunks gives bitwise the same run."""
-  ref = _fit_vae()
-  other = _fit_vae(log_every=log_every)
+def _fit_rnn(**kwargs):  # batch 1: its loop is one kernel (dljax.xla_flags), the VAE's is not
+  kwargs = {"steps": 40, "batch_size": 1, "seed": 5, **kwargs}
+  kwargs.setdefault("log_every", kwargs["steps"])
+  return T.fit(_RNN, O.mse(_RNN), _RNN_DATA, **kwargs)
+
+
+# One-step chunks of a recurrent model round differently from its loops, with XLA's defaults
+# too: XLA forms fused multiply-adds by the compiled program (BUILD_NOTES.md, Decisions: small
+# loops as one kernel). Strict: the mark must go when that changes.
+_ONE_STEP_RNN = pytest.mark.xfail(strict=True, reason="one-step chunks of the RNN round apart")
+
+
+@pytest.mark.parametrize("fit, log_every", [
+    (_fit_vae, 1), (_fit_vae, 7), (_fit_vae, 1000),
+    pytest.param(_fit_rnn, 1, marks=_ONE_STEP_RNN), (_fit_rnn, 7), (_fit_rnn, 1000)])
+def test_chunk_size_does_not_change_the_result(fit, log_every):
+  """Any grouping of the steps into compiled chunks gives bitwise the same run (but one)."""
+  ref = fit()
+  other = fit(log_every=log_every)
   assert _bitwise_equal(ref.state, other.state)
   np.testing.assert_array_equal(ref.history["loss"], other.history["loss"])
 
