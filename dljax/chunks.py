@@ -1,4 +1,5 @@
-"""The loop over one ``fit``'s compiled chunks: after each, its checks, progress line and callback.
+"""The loop over one ``fit``'s compiled chunks: after each, its checks, progress line (at most
+one a second) and callback.
 
 Once a chunk has been seen to take at most ``AHEAD_MAX_S`` seconds, each next chunk is
 dispatched before the last one's outputs are handled: JAX runs it while the host reads the
@@ -24,6 +25,7 @@ import numpy as np
 from dljax import distributed as _dist
 
 AHEAD_MAX_S = 0.25  # chunks this short (as last measured) are dispatched one ahead
+PROGRESS_S = 1.0  # at most one progress line a second, and the last chunk's
 
 log = logging.getLogger("dljax.train")  # the progress lines are fit's
 
@@ -96,12 +98,14 @@ def _dispatch(chunk: Callable, state: Any, end: tuple[int, int]) -> tuple:
 def run(chunk: Callable[[Any, int], tuple[Any, dict]], state: Any, start_step: int, steps: int,
         log_every: int, callback: Callable | None) -> tuple[Any, dict, dict[str, float]]:
   """``steps`` steps from ``start_step``, ``chunk(state, length) -> (state, terms)`` at a time,
-  each followed by its checks, a progress line and ``callback(state, terms, seconds)``; returns
-  the final state, the history and the timings (seconds: total, first_chunk with compilation,
-  and steps_per_s after it). A chunk's seconds run from its start (its dispatch, or the last
+  each followed by its checks, a progress line (the first chunk's, then at most one a
+  PROGRESS_S, and the last's) and ``callback(state, terms, seconds)``; returns the final state,
+  the history and the timings (seconds: total, first_chunk with compilation, and steps_per_s
+  after it). A chunk's seconds run from its start (its dispatch, or the last
   chunk's end if later) to when its end is seen."""
   ends, chunks, timings = _ends(start_step, steps, log_every), [], {}
   t0 = seen = time.perf_counter()
+  logged = t0 - PROGRESS_S  # the first chunk's line, then at most one a PROGRESS_S
   flight, ahead = _dispatch(chunk, state, next(ends)), False
   while flight is not None:
     state, terms, done, length, dispatched = flight
@@ -113,10 +117,11 @@ def run(chunk: Callable[[Any, int], tuple[Any, dict]], state: Any, start_step: i
     ahead = chunk_s <= AHEAD_MAX_S and jax.process_count() == 1
     _check_finite(terms, every, finite, start_step + done - length)
     timings.setdefault("first_chunk", chunk_s)
-    rate = done / (seen - t0)
-    log.info("step %d/%d  loss %.5g  %.0f steps/s  %.1f s left", start_step + done,
-             start_step + steps, float(np.mean(terms["loss"][..., -1])), rate,
-             (steps - done) / rate)
+    if last or seen - logged >= PROGRESS_S:
+      logged, rate = seen, done / (seen - t0)
+      log.info("step %d/%d  loss %.5g  %.0f steps/s  %.1f s left", start_step + done,
+               start_step + steps, float(np.mean(terms["loss"][..., -1])), rate,
+               (steps - done) / rate)
     chunks.append(terms)
     if callback is not None:  # a copy: the chunk's state is donated to (deleted by) the next
       callback(_dist.addressable(state) if last else _dist.addressable(kept), terms, chunk_s)

@@ -402,11 +402,8 @@ def _write_line(lines, step: int, terms: dict[str, np.ndarray], steps: int,
 
 
 def _mean(v: np.ndarray) -> float:
-  """The mean; in float64 when a float32 sum of finite values overflows."""
-  with np.errstate(over="ignore"):
-    mean = np.mean(v)
-  return float(mean if np.isfinite(mean) or not np.all(np.isfinite(v)) else
-               np.mean(v, dtype=np.float64))
+  """The mean, summed in float64 (a float32 sum of finite values can overflow)."""
+  return float(np.mean(v, dtype=np.float64))
 
 
 class _CompileSeconds:
