@@ -19,7 +19,7 @@ Args:
   batch_size: minibatch size, drawn without replacement.
   learning_rate: Adam's (peak) learning rate.
   ensemble: members trained as one vmapped program (seeds seed, seed+1, ...).
-  log_every: steps per compiled chunk, between progress lines.
+  log_every: steps per compiled chunk and metrics line (progress lines: at most one a second).
 """
 from __future__ import annotations
 

@@ -401,7 +401,7 @@ def fit(model: Any, objective: Objective, data: Mapping[str, Any], *, steps: int
     seed: an integer, or a sequence of integers to train an ensemble as one vmapped program.
     optimizer: an Optax optimizer; default ``adam(1e-3)``. Pass the same object again to reuse
       the compiled program.
-    log_every: steps per compiled chunk, between progress lines.
+    log_every: steps per compiled chunk (progress lines: at most one a second).
     dtype: the floating dtype of parameters and data.
     state: continue from this state instead of the seed's initial one (its tree, shapes and
       dtypes must be ``init_state(model, seed, optimizer, dtype)``'s).
