@@ -348,7 +348,7 @@ def test_a_chunk_too_long_goes_on_in_a_divisor_of_its_length():
     assert info.value.length == expected
 
 
-LSTM = ["--steps=300000", "--log_every=150000", "--checkpoint_every=150000"]  # 2.5 s a chunk
+LSTM = ["--steps=2000000", "--log_every=1000000", "--checkpoint_every=1000000"]  # 2.5 s a chunk
 MOMENTS = np.random.default_rng(20261201)
 
 
@@ -386,7 +386,7 @@ def _terminate(cmd, when, env=None):
 @pytest.mark.parametrize("phase", ["first chunk", "long chunks"])
 def test_sigterm_at_a_random_moment_of_an_lstm_then_resume_is_bitwise(tmp_path, cache,
                                                                      lstm_reference, phase):
-  """An LSTM in chunks of 150,000 steps (2.5 s each here, then shorter: 0.5 s): SIGTERM at a
+  """An LSTM in chunks of 1,000,000 steps (2.5 s each here, then shorter: 0.5 s): SIGTERM at a
   random moment of the first seconds (start-up, compilation, the first chunk) or of the rest
   stops it within 3 s (exit 143, one line, no temporaries, no lock); --resume then ends with
   the parameters, Adam state, history, predictions and metrics lines of the uninterrupted run."""
