@@ -105,7 +105,7 @@ def run(chunk: Callable[[Any, int], tuple[Any, dict]], state: Any, start_step: i
   chunk's end if later) to when its end is seen."""
   ends, chunks, timings = _ends(start_step, steps, log_every), [], {}
   t0 = seen = time.perf_counter()
-  logged = t0 - PROGRESS_S  # the first chunk's line, then at most one a PROGRESS_S
+  logged = t0 - PROGRESS_S  # so that the first chunk has its line
   flight, ahead = _dispatch(chunk, state, next(ends)), False
   while flight is not None:
     state, terms, done, length, dispatched = flight

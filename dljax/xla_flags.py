@@ -6,7 +6,7 @@ small-while-loop pass instead compiles a loop that touches fewer than a threshol
 holds no library call (YNNPACK's larger matmuls, custom calls) into a single kernel. dljax
 raises that threshold, from 1 kB, to ``SMALL_LOOP_BYTES`` (BUILD_NOTES.md, Decisions: small
 loops as one kernel). XLA reads ``XLA_FLAGS`` once, when JAX starts its first backend, so
-``configure`` runs on ``import dljax`` and does nothing after that point.
+``configure`` runs on ``import dljax``; after that point it changes nothing and warns.
 """
 
 import os
