@@ -309,8 +309,19 @@ def fit_arguments(model: Any, objective: Any, data: Mapping[str, Any], *, steps:
          f"an objective of {own!r} and model {model!r}")
   dtype = jax.dtypes.canonicalize_dtype(float_dtype("dtype", dtype))  # float64: x64 only
   _batch_against_objective(model, objective, rows, batch_size, dtype)
-  # Converted on the host and copied: jnp.asarray(a, dtype) would compile a program per shape.
-  return {name: jax.device_put(np.asarray(a, dtype)) for name, a in arrays.items()}
+  return {name: _device_array(data[name], a, dtype) for name, a in arrays.items()}
+
+
+def _device_array(given: Any, host: np.ndarray, dtype: Any) -> Any:
+  """``given`` as it is when it already is a JAX array of ``dtype`` on the default device (JAX
+  arrays are immutable), else ``host`` converted on the host and copied there (jnp.asarray(a,
+  dtype) would compile a program per shape)."""
+  import jax  # noqa: PLC0415
+
+  if (isinstance(given, jax.Array) and given.dtype == dtype and jax.config.jax_default_device is None
+      and given.is_fully_addressable and given.devices() == {jax.devices()[0]}):
+    return given
+  return jax.device_put(np.asarray(host, dtype))
 
 
 def optimizer_and_callback(optimizer: Any, callback: Any) -> None:

@@ -168,6 +168,22 @@ def test_second_call_does_not_recompile():
   assert T._chunk._cache_size() == cache
 
 
+def test_data_already_on_the_device_is_used_as_it_is():
+  """fit's data check returns a float32 JAX array on the default device itself (no copy), and
+  copies what is not one: NumPy arrays, another dtype; the training is the same either way."""
+  on_device = {k: jnp.asarray(v, jnp.float32) for k, v in _RNN_DATA.items()}
+  arrays = T.check_fit_arguments(_RNN, O.mse(_RNN), on_device, steps=1, batch_size=1)
+  assert all(arrays[k] is on_device[k] for k in on_device)
+  for given in (_RNN_DATA, {k: np.asarray(v, np.float64) for k, v in _RNN_DATA.items()},
+                {k: jnp.asarray(v, jnp.float16) for k, v in _RNN_DATA.items()}):
+    arrays = T.check_fit_arguments(_RNN, O.mse(_RNN), given, steps=1, batch_size=1)
+    assert all(isinstance(a, jax.Array) and a.dtype == jnp.float32 and a is not given[k]
+               for k, a in arrays.items())
+  np.testing.assert_array_equal(arrays["x"], np.asarray(given["x"], np.float32))
+  assert _bitwise_equal(_fit_rnn().state, T.fit(_RNN, O.mse(_RNN), on_device, steps=40, batch_size=1,
+                                          seed=5, log_every=40).state)
+
+
 def test_public_train_step_equals_one_engine_step():
   """train_step on the engine's minibatch and key reproduces the engine's first step."""
   opt = T.adam(1e-3)
