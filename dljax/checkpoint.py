@@ -93,6 +93,27 @@ def write_bytes(path: str | os.PathLike, blob: bytes) -> None:
   write_atomically(path, write)
 
 
+def link_or_copy(source: str | os.PathLike, path: str | os.PathLike) -> None:
+  """``path`` made a second name of the complete file ``source`` (a hard link), atomically; a
+  copy where the filesystem has no hard links. Files written by ``write_atomically`` are never
+  changed in place, so the two names keep the same bytes."""
+  directory = os.path.dirname(os.path.abspath(os.fspath(path)))
+  tmp = os.path.join(directory, f"{TMP_PREFIX}{os.getpid()}-link-{os.path.basename(path)}")
+  try:
+    os.link(source, tmp)
+  except OSError:  # no hard links here (or another filesystem): the bytes written again
+    with open(source, "rb") as f:
+      write_bytes(path, f.read())
+    return
+  try:
+    os.replace(tmp, path)
+    _fsync(directory)
+  except BaseException:
+    if os.path.lexists(tmp):
+      os.unlink(tmp)
+    raise
+
+
 TMP_PREFIX = ".tmp-"  # write_atomically's temporary files, renamed when complete
 
 

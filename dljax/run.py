@@ -138,7 +138,7 @@ class Run:
     self.state, self.chunks, self.pending, self.timed = None, [], [], []
     self.start_step = self.step = self.lock = None
     self.line_start, self.line_seconds, self.compiled = 0, 0.0, COMPILE_SECONDS.seconds
-    self.resumed = False
+    self.resumed, self.encoded, self.rotated = False, None, None  # the last encoding and write
 
   def __enter__(self) -> Run:
     return self
@@ -242,17 +242,29 @@ class Run:
 
   def save(self, path: str, state: T.TrainState) -> None:
     """A checkpoint of ``state`` that resumes: the parameters, the Optax state, the step and the
-    history so far, with this run's arrays and meta."""
-    self._write(path, self._encode(state))
+    history so far, with this run's arrays and meta. The state of this run's last training
+    checkpoint, once written, is a second name (a hard link) of that file: the same bytes."""
+    blob = self._encode(state)
+    step = int(np.max(np.asarray(state.step)))
+    if blob is self.rotated and self.schedule.written_step == step:
+      checkpoint.link_or_copy(checkpoint_path(self.workdir, step), path)
+    else:
+      self._write(path, blob)
 
   def _write(self, path: str, blob: bytes) -> None:
     checkpoint.write_bytes(path, blob)
 
   def _encode(self, state: T.TrainState) -> bytes:
+    """The checkpoint's bytes; the same object again for the same state and history."""
+    key = (len(self.chunks), len(self.pending), self.length)
+    if self.encoded is not None and self.encoded[0] is state and self.encoded[1] == key:
+      return self.encoded[2]
     arrays = dict(self.arrays, train=checkpoint.train_arrays(state.step, state.opt_state,
                                                              self.history()))
-    return checkpoint.encode(self.model, state.params, arrays, dict(
+    blob = checkpoint.encode(self.model, state.params, arrays, dict(
         self.meta, step=int(np.max(np.asarray(state.step))), chunk_length=self.length))
+    self.encoded = (state, key, blob)
+    return blob
 
   def stopped(self, signum: int) -> Stopped:
     """The ``Stopped`` of a stop now: the newest checkpoint's step and path."""
@@ -317,7 +329,7 @@ class Run:
     """The checkpoint of ``state`` at ``step`` with the history so far, encoded here (the writer
     thread's own allocations stayed in its malloc arena: BUILD_NOTES.md) and written
     (``Schedule.write``) on the writer's thread, or (not ``background``) on this one."""
-    blob = self._encode(state)
+    blob = self.rotated = self._encode(state)
     self.schedule.write(step, lambda path: self._write(path, blob), background)
 
   def _newest_good(self) -> tuple[T.TrainState, dict[str, np.ndarray], int | None] | None:

@@ -119,8 +119,11 @@ def _buckets(v: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray,
 
 def loss_curves(history: dict[str, np.ndarray], path: str, title: str = "") -> None:
   """Every loss term against the step: the 10-90% range of the per-step values in each of ~400
-  buckets (faint band) and their mean (line); one band and line per ensemble member."""
-  names = list(history)
+  buckets (faint band) and their mean (line); one band and line per ensemble member. A term
+  equal to the loss at every step (the MSE objective's ``mse``) shares the loss's panel."""
+  same = [k for k in history if k != "loss" and "loss" in history
+          and np.array_equal(history[k], history["loss"])]
+  names = [k for k in history if k not in same]
   fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.4), squeeze=False)
   for ax, name in zip(axes[0], names):
     v = np.atleast_2d(history[name])  # [K, steps]
@@ -131,7 +134,7 @@ def loss_curves(history: dict[str, np.ndarray], path: str, title: str = "") -> N
     if np.all(v > 0):
       ax.set_yscale("log")
     ax.set_xlabel("step")
-    ax.set_title(name)
+    ax.set_title(" = ".join([name, *same]) if name == "loss" else name)
   fig.suptitle(f"{title} training: per-step 10-90% range (band) and mean (line) per bucket")
   _save(fig, path)
 

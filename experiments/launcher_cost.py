@@ -30,7 +30,7 @@ from absl import flags, logging
 # Step counts N1:N2 per example: N2 - N1 is about 2 s of the engine's training on 2 CPU cores.
 DEFAULT_STEPS = ("mlp=10000:210000", "rnn=10000:1010000", "lstm=10000:110000", "vae=1000:8000",
                  "cvae=1000:51000")
-TINY_STEPS = ("mlp=200:2200", "lstm=200:2200")
+TINY_STEPS = ("mlp=200:2200",)
 _STEPS = flags.DEFINE_list("launcher_steps", None, "The launcher section's examples and step "
                            "counts, NAME=N1:N2 each (default: all five, about 2 s of training "
                            f"between N1 and N2: {','.join(DEFAULT_STEPS)}).")
@@ -122,7 +122,7 @@ def _row(name: str, n1: int, n2: int, runs: dict) -> dict:
 
 
 def section(b, workdir: str, cache: str) -> list[dict]:
-  """The benchmark's ``launcher`` section (--launcher_steps; --tiny: two examples, few steps)."""
+  """The benchmark's ``launcher`` section (--launcher_steps; --tiny: the MLP, few steps)."""
   rows = measure(b.repeats, steps_flag(b.tiny), os.path.join(workdir, "launcher"), cache)
   for r in rows:
     logging.warning("launcher %s: in-process %.0f, launcher %.0f marginal steps/s (ratio %.2f)",

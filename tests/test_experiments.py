@@ -21,7 +21,7 @@ import numpy as np
 import optax
 import pytest
 
-from dljax import checkpoint, examples, forecast
+from dljax import checkpoint, examples, forecast, saving
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = ("mlp", "rnn", "lstm", "vae", "cvae")
@@ -313,6 +313,16 @@ def test_checkpoint_is_msgpack_not_pickle(launched, name):
   assert hashlib.sha256(outer["payload"]).hexdigest() == outer["sha256"]
   payload = msgpack.unpackb(outer["payload"], raw=False, strict_map_key=False)
   assert set(payload) == {"model", "params", "arrays", "meta"}
+
+
+@pytest.mark.parametrize("name", ["mlp", "vae"])
+def test_final_checkpoint_is_the_last_training_checkpoint(launched, name):
+  """checkpoint.msgpack is a second name of the newest training checkpoint, which holds the same
+  state at the last step: the history is encoded and written once, not twice."""
+  workdir = launched(name)
+  step, newest = saving.checkpoints(str(workdir))[0]
+  assert step == _json(workdir / "metrics.json")["steps"]
+  assert os.path.samefile(workdir / "checkpoint.msgpack", newest)
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
@@ -633,3 +643,19 @@ ORDER = [*EXAMPLES, "reproduce", *[k for k in CONFIGS if k not in EXAMPLES], *BA
          "empty_workdir", "reproduce_unknown", "reproduce_one_job", "reproduce_bad_jobs",
          "helpfull"]
 DEPENDS = {"rnn_again": "rnn"}
+
+
+def test_loss_figure_draws_a_term_equal_to_the_loss_in_the_loss_panel(monkeypatch, tmp_path):
+  """loss.png: a panel per term, but a term equal to the loss at every step (MSE's ``mse``)
+  shares the loss's panel; a term that differs once gets its own; bands per member."""
+  from experiments import figures
+
+  drawn = []
+  monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.append(
+      [(ax.get_title(), len(ax.collections)) for ax in fig.axes]))
+  loss = np.random.default_rng(0).random((2, 900)).astype(np.float32) + 0.1
+  other = loss.copy()
+  other[1, 5] += 1.0
+  figures.loss_curves({"loss": loss, "mse": loss.copy()}, str(tmp_path / "a.png"))
+  figures.loss_curves({"loss": loss, "mse": other, "kl": loss}, str(tmp_path / "b.png"))
+  assert drawn == [[("loss = mse", 2)], [("loss = kl", 2), ("mse", 2)]]

@@ -119,6 +119,23 @@ def test_remove_temporaries_takes_only_what_a_killed_write_leaves(tmp_path):
   assert checkpoint.remove_temporaries(tmp_path / "absent") == []
 
 
+@pytest.mark.parametrize("links", [True, False])
+def test_link_or_copy_names_the_same_bytes_atomically(tmp_path, monkeypatch, links):
+  """link_or_copy makes ``path`` the same file as ``source`` (a hard link), replacing an older
+  ``path`` whole; where hard links fail, a copy of the same bytes; no temporary is left."""
+  source, model, _ = _saved(tmp_path)
+  (tmp_path / "out").mkdir()
+  target = tmp_path / "out" / "final.msgpack"
+  target.write_bytes(b"an older file")
+  if not links:
+    monkeypatch.setattr(os, "link", lambda *a: (_ for _ in ()).throw(OSError(18, "no links")))
+  checkpoint.link_or_copy(source, target)
+  assert target.read_bytes() == source.read_bytes()
+  assert os.path.samefile(source, target) == links
+  assert [p.name for p in (tmp_path / "out").iterdir()] == ["final.msgpack"]
+  assert checkpoint.load(target)[0] == model
+
+
 class _Marker:
   def __reduce__(self):
     return (open, (os.environ["DLJAX_TEST_MARKER"], "w"))
