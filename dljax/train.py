@@ -112,6 +112,7 @@ def train_step(state: TrainState, batch: Mapping[str, Array], key: Array, *, obj
 
 # Steps per block whose random draws are made at once, before the block's scan (see _run_chunk).
 DRAW_BLOCK = 1000
+BLOCK_MEMBER_STEPS = 16_000  # an ensemble's blocks: at most this many steps x members
 SAMPLING = ("subsets", "epochs")  # fit's minibatches: random subsets, or epochs of permutations
 
 
@@ -200,27 +201,26 @@ def _in_groups(run, group, *members):
   return jax.tree.map(lambda a: a.reshape(k, *a.shape[2:]), out)
 
 
+def _member_block(state, group) -> int:
+  """An ensemble's draw block: the most steps (a divisor of DRAW_BLOCK) whose draws for a group
+  stay within BLOCK_MEMBER_STEPS, so that its loop is under XLA's small-loop threshold."""
+  members = group or state.step.shape[0]
+  return max(d for d in range(1, DRAW_BLOCK + 1)
+             if DRAW_BLOCK % d == 0 and (d == 1 or d * members <= BLOCK_MEMBER_STEPS))
+
+
 def _run_ensemble(state, train_key, data, objective, optimizer, batch_size, length,
-                  epochs=False, group=None):
-  """The same chunk for K members at once: vmap over (state, train_key), the data shared; with
-  ``group``, that many members at a time."""
-  run = lambda s, k: _run_chunk(s, k, data, objective, optimizer, batch_size, length,
-                                epochs=epochs)
-  return _in_groups(jax.vmap(run), group, state, train_key)
+                  epochs=False, group=None, member_data=False):
+  """The same chunk for K members at once: vmap over (state, train_key), the data shared or, with
+  ``member_data``, each member's own (arrays [K, N, ...]); ``group`` members at a time."""
+  run = lambda s, k, d=data: _run_chunk(s, k, d, objective, optimizer, batch_size, length,
+                                        block=_member_block(state, group), epochs=epochs)
+  return _in_groups(jax.vmap(run), group, state, train_key, *([data] if member_data else []))
 
 
 _chunk_ensemble = jax.jit(_run_ensemble, static_argnames=_ENSEMBLE_STATIC, donate_argnums=0)
-
-
-def _run_members(state, train_key, data, objective, optimizer, batch_size, length,
-                 epochs=False, group=None):
-  """The chunk for K members, each on its own data (``member_data``: arrays [K, N, ...])."""
-  run = lambda s, k, d: _run_chunk(s, k, d, objective, optimizer, batch_size, length,
-                                   epochs=epochs)
-  return _in_groups(jax.vmap(run), group, state, train_key, data)
-
-
-_chunk_members = jax.jit(_run_members, static_argnames=_ENSEMBLE_STATIC, donate_argnums=0)
+_chunk_members = jax.jit(functools.partial(_run_ensemble, member_data=True),
+                         static_argnames=_ENSEMBLE_STATIC, donate_argnums=0)
 
 
 @functools.partial(jax.jit, static_argnames=(*_ENSEMBLE_STATIC, "mesh", "member_data"),
@@ -235,9 +235,9 @@ def _chunk_sharded(state, train_key, data, objective, optimizer, batch_size, len
   sharded state also runs, but XLA does not split ``top_k`` along the member axis: it
   all-gathers every member's minibatch uniforms to every device at every step.)
   """
-  run = functools.partial(_run_members if member_data else _run_ensemble, objective=objective,
-                          optimizer=optimizer, batch_size=batch_size, length=length,
-                          epochs=epochs, group=group)
+  run = functools.partial(_run_ensemble, objective=objective, optimizer=optimizer,
+                          batch_size=batch_size, length=length, epochs=epochs, group=group,
+                          member_data=member_data)
   members = jax.sharding.PartitionSpec(_dist.AXIS)
   data_spec = members if member_data else jax.sharding.PartitionSpec()
   # check_vma=False: the models' scans start from constants (e.g. h0 = 0), which shard_map's

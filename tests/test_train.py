@@ -424,3 +424,26 @@ def test_member_groups_train_the_same_members_in_order(monkeypatch):
   resources.estimate(_VAE, O.neg_elbo(_VAE), {"y": _RING}, compile=False, **kw)
   T.fit(_VAE, O.neg_elbo(_VAE), {"y": _RING}, **kw)
   assert seen == [2, 2]
+
+
+def test_large_ensembles_draw_in_shorter_blocks_and_train_the_same():
+  """An ensemble's draw block is the most steps, a divisor of DRAW_BLOCK, within
+  BLOCK_MEMBER_STEPS member-steps of its group (1000 steps for up to 16 members, 250 for 64, one
+  for more than the budget); 32 RNNs in blocks of 500 train as in blocks of 1000, to rounding."""
+  state = lambda k: types.SimpleNamespace(step=jnp.zeros((k,), jnp.int32))
+  assert [T._member_block(state(k), None) for k in (2, 16, 32, 64, 100, 20_000)] == [
+      1000, 1000, 500, 250, 125, 1]
+  assert T._member_block(state(64), 8) == 1000
+  seeds, fits = list(range(32)), []
+  for budget in (T.BLOCK_MEMBER_STEPS, 10**9):
+    T.BLOCK_MEMBER_STEPS, saved = budget, T.BLOCK_MEMBER_STEPS
+    try:
+      cache = T._chunk_ensemble._cache_size()  # a fresh optimizer object: traced anew
+      fits.append(_fit_rnn(seed=seeds, steps=600, optimizer=optax.adam(1e-3)))
+      assert T._chunk_ensemble._cache_size() == cache + 1
+    finally:
+      T.BLOCK_MEMBER_STEPS = saved
+  for a, b in zip(_leaves(fits[0].state), _leaves(fits[1].state)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(fits[0].history["loss"], fits[1].history["loss"], rtol=1e-5,
+                             atol=1e-7)
