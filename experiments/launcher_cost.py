@@ -90,11 +90,12 @@ def in_process_seconds(name: str, n1: int, n2: int, cache: str) -> list[float]:
 
 
 def measure(repeats: int, examples: dict[str, tuple[int, int]], workdir: str,
-            cache: str) -> list[dict]:
+            cache: str, warm: bool = True) -> list[dict]:
   """Every example's launcher and in-process runs at both step counts, ``repeats`` times,
-  interleaved; each repeat's marginal steps/s, then their medians and ratio."""
+  interleaved (after a launcher run that fills the compilation cache, if ``warm``); each
+  repeat's marginal steps/s, then their medians and ratio."""
   runs = {name: {"launcher": [], "in_process": []} for name in examples}
-  for name, ns in examples.items():  # the persistent compilation cache filled
+  for name, ns in examples.items() if warm else ():  # the persistent compilation cache filled
     launcher_seconds(name, ns[0], workdir, cache)
   for r in range(repeats):
     for name, (n1, n2) in examples.items() if r % 2 == 0 else reversed(examples.items()):
@@ -122,8 +123,10 @@ def _row(name: str, n1: int, n2: int, runs: dict) -> dict:
 
 
 def section(b, workdir: str, cache: str) -> list[dict]:
-  """The benchmark's ``launcher`` section (--launcher_steps; --tiny: the MLP, few steps)."""
-  rows = measure(b.repeats, steps_flag(b.tiny), os.path.join(workdir, "launcher"), cache)
+  """The benchmark's ``launcher`` section (--launcher_steps; --tiny: the MLP, few steps, no
+  warm-up run)."""
+  rows = measure(b.repeats, steps_flag(b.tiny), os.path.join(workdir, "launcher"), cache,
+                 warm=not b.tiny)
   for r in rows:
     logging.warning("launcher %s: in-process %.0f, launcher %.0f marginal steps/s (ratio %.2f)",
                     r["example"], r["in_process"], r["launcher"], r["ratio"])
