@@ -95,8 +95,8 @@ def write_bytes(path: str | os.PathLike, blob: bytes) -> None:
 
 def link_or_copy(source: str | os.PathLike, path: str | os.PathLike) -> None:
   """``path`` made a second name of the complete file ``source`` (a hard link), atomically; a
-  copy where the filesystem has no hard links. Files written by ``write_atomically`` are never
-  changed in place, so the two names keep the same bytes."""
+  copy where the filesystem has no hard links. dljax never changes a file it wrote in place
+  (``write_atomically`` replaces it whole), so the two names keep the same bytes."""
   directory = os.path.dirname(os.path.abspath(os.fspath(path)))
   tmp = os.path.join(directory, f"{TMP_PREFIX}{os.getpid()}-link-{os.path.basename(path)}")
   try:
@@ -106,12 +106,14 @@ def link_or_copy(source: str | os.PathLike, path: str | os.PathLike) -> None:
       write_bytes(path, f.read())
     return
   try:
-    os.replace(tmp, path)
-    _fsync(directory)
-  except BaseException:
+    os.replace(tmp, path)  # does nothing if path already is this file; tmp then goes below
+    try:
+      _fsync(directory)
+    except OSError:  # a platform or filesystem without directory handles
+      pass
+  finally:
     if os.path.lexists(tmp):
       os.unlink(tmp)
-    raise
 
 
 TMP_PREFIX = ".tmp-"  # write_atomically's temporary files, renamed when complete

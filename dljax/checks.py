@@ -318,8 +318,9 @@ def _device_array(given: Any, host: np.ndarray, dtype: Any) -> Any:
   dtype) would compile a program per shape)."""
   import jax  # noqa: PLC0415
 
-  if (isinstance(given, jax.Array) and given.dtype == dtype and jax.config.jax_default_device is None
-      and given.is_fully_addressable and given.devices() == {jax.devices()[0]}):
+  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])  # where device_put puts it
+  if (isinstance(given, jax.Array) and given.dtype == dtype and not given.weak_type
+      and jax.config.jax_default_device is None and given.sharding == device):
     return given
   return jax.device_put(np.asarray(host, dtype))
 

@@ -242,14 +242,13 @@ class Run:
 
   def save(self, path: str, state: T.TrainState) -> None:
     """A checkpoint of ``state`` that resumes: the parameters, the Optax state, the step and the
-    history so far, with this run's arrays and meta. The state of this run's last training
-    checkpoint, once written, is a second name (a hard link) of that file: the same bytes."""
-    blob = self._encode(state)
-    step = int(np.max(np.asarray(state.step)))
-    if blob is self.rotated and self.schedule.written_step == step:
-      checkpoint.link_or_copy(checkpoint_path(self.workdir, step), path)
-    else:
-      self._write(path, blob)
+    history so far, with this run's arrays and meta; for the state of the training checkpoint
+    this run wrote last, a second name (a hard link) of that file, unless it was rotated away."""
+    blob, step = self._encode(state), int(np.max(np.asarray(state.step)))
+    with contextlib.suppress(FileNotFoundError):
+      if blob is self.rotated and self.schedule.written_step == step:
+        return checkpoint.link_or_copy(checkpoint_path(self.workdir, step), path)
+    self._write(path, blob)
 
   def _write(self, path: str, blob: bytes) -> None:
     checkpoint.write_bytes(path, blob)

@@ -85,7 +85,7 @@ def keys_from_seed(seed: int | Array) -> tuple[Array, Array]:
 
 
 def _take(data: Mapping[str, Array], idx: Array) -> dict[str, Array]:
-  # The indices are in bounds by construction, so XLA's gather as it is: take's default "fill"
+  # The indices are in bounds by construction, so no bounds handling: take's default "fill"
   # adds a mask per row, "clip" a clamp of the indices (BUILD_NOTES.md, Decisions: the gather).
   return {name: a.at[idx].get(mode="promise_in_bounds") for name, a in data.items()}
 
@@ -124,8 +124,8 @@ def _run_chunk(state: TrainState, train_key: Array, data: Mapping[str, Array], o
 
   The steps run in blocks of ``block`` steps and a last one of the rest. Each block first makes
   every step's random draws at once (``draw`` vmapped over its step numbers), then scans the
-  updates over them; the draws are the same numbers as one step at a time, so results do not
-  depend on the blocking. A chunk longer than ``block`` and not a multiple of it compiles the
+  updates over them; the draws are the same numbers as one step at a time, so the blocking
+  changes no draw (a loop that XLA compiles as one kernel may round its step differently). A chunk longer than ``block`` and not a multiple of it compiles the
   step twice (BUILD_NOTES.md, Decisions: draw blocks). With ``epochs`` the minibatches come from
   ``sampler.epoch_indices`` (each epoch a permutation of the rows), the objective keys as always.
   """

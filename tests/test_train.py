@@ -175,11 +175,15 @@ def test_data_already_on_the_device_is_used_as_it_is():
   arrays = T.check_fit_arguments(_RNN, O.mse(_RNN), on_device, steps=1, batch_size=1)
   assert all(arrays[k] is on_device[k] for k in on_device)
   for given in (_RNN_DATA, {k: np.asarray(v, np.float64) for k, v in _RNN_DATA.items()},
-                {k: jnp.asarray(v, jnp.float16) for k, v in _RNN_DATA.items()}):
+                {k: jnp.asarray(v, jnp.float16) for k, v in _RNN_DATA.items()},
+                {k: jnp.asarray(v, jnp.float32) + jnp.zeros((), jnp.float32)
+                 for k, v in _RNN_DATA.items()}):  # the last: float32 JAX arrays, copied?
     arrays = T.check_fit_arguments(_RNN, O.mse(_RNN), given, steps=1, batch_size=1)
-    assert all(isinstance(a, jax.Array) and a.dtype == jnp.float32 and a is not given[k]
-               for k, a in arrays.items())
-  np.testing.assert_array_equal(arrays["x"], np.asarray(given["x"], np.float32))
+    for k, a in arrays.items():
+      assert isinstance(a, jax.Array) and a.dtype == jnp.float32 and not a.weak_type
+      np.testing.assert_array_equal(a, np.asarray(given[k], np.float32))
+    assert all((arrays[k] is v) == (given is not _RNN_DATA and isinstance(v, jax.Array)
+                                    and v.dtype == jnp.float32) for k, v in given.items())
   assert _bitwise_equal(_fit_rnn().state, T.fit(_RNN, O.mse(_RNN), on_device, steps=40, batch_size=1,
                                           seed=5, log_every=40).state)
 
@@ -434,15 +438,18 @@ def test_large_ensembles_draw_in_shorter_blocks_and_train_the_same():
   assert [T._member_block(state(k), None) for k in (2, 16, 32, 64, 100, 20_000)] == [
       1000, 1000, 500, 250, 125, 1]
   assert T._member_block(state(64), 8) == 1000
-  seeds, fits = list(range(32)), []
-  for budget in (T.BLOCK_MEMBER_STEPS, 10**9):
+  seeds, fits, blocks = list(range(32)), [], []
+  member_block = T._member_block
+  for budget in (T.BLOCK_MEMBER_STEPS, 10**9):  # blocks of 500 (and a rest of 100); one of 600
     T.BLOCK_MEMBER_STEPS, saved = budget, T.BLOCK_MEMBER_STEPS
+    T._member_block = lambda *a: (blocks.append(member_block(*a)), blocks[-1])[1]
     try:
       cache = T._chunk_ensemble._cache_size()  # a fresh optimizer object: traced anew
       fits.append(_fit_rnn(seed=seeds, steps=600, optimizer=optax.adam(1e-3)))
       assert T._chunk_ensemble._cache_size() == cache + 1
     finally:
-      T.BLOCK_MEMBER_STEPS = saved
+      T.BLOCK_MEMBER_STEPS, T._member_block = saved, member_block
+  assert blocks == [500, 1000]
   for a, b in zip(_leaves(fits[0].state), _leaves(fits[1].state)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(fits[0].history["loss"], fits[1].history["loss"], rtol=1e-5,
