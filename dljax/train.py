@@ -123,11 +123,11 @@ def _run_chunk(state: TrainState, train_key: Array, data: Mapping[str, Array], o
   """``length`` steps as ``lax.scan``s; returns the new state and per-step terms [length].
 
   The steps run in blocks of ``block`` steps and a last one of the rest. Each block first makes
-  every step's random draws at once (``draw`` vmapped over its step numbers), then scans the
-  updates over them; the draws are the same numbers as one step at a time, so the blocking
-  changes no draw (a loop that XLA compiles as one kernel may round its step differently). A chunk longer than ``block`` and not a multiple of it compiles the
-  step twice (BUILD_NOTES.md, Decisions: draw blocks). With ``epochs`` the minibatches come from
-  ``sampler.epoch_indices`` (each epoch a permutation of the rows), the objective keys as always.
+  every step's random draws at once (``draw`` vmapped over its step numbers), then scans the updates
+  over them; the draws are those of one step at a time, so the blocking changes no draw (a loop
+  compiled as one kernel may round its step differently). A chunk longer than ``block`` and not a
+  multiple of it compiles the step twice (BUILD_NOTES.md, Decisions: draw blocks). With ``epochs``
+  the minibatches come from ``sampler.epoch_indices``, the objective keys as always.
   """
   n = next(iter(data.values())).shape[0]
   indices = epochs or sampler.draws_indices(n, batch_size)
