@@ -77,9 +77,11 @@ QUALITY = {"mlp": ("rmse", "sigma"), "rnn": ("rmse_held_out", "rmse_all"),
 
 
 def _launch(module, args, cwd=ROOT):
-  """Runs python -m <module> with args; returns the CompletedProcess (text output)."""
+  """Runs python -m <module> with args; returns the CompletedProcess (text output). The jobs
+  launch from threads while tests run, so the child gets a copy of the environment, not libc's
+  own array (one run here failed its exec with EFAULT)."""
   return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True,
-                        text=True, timeout=600)
+                        text=True, timeout=600, env=dict(os.environ))
 
 
 def _output(proc):
