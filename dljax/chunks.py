@@ -132,3 +132,34 @@ def run(chunk: Callable[[Any, int], tuple[Any, dict]], state: Any, start_step: i
   timings["steps_per_s"] = rest_steps / rest if rest_steps else steps / timings["total"]
   history = {k: np.concatenate([c[k] for c in chunks], axis=-1) for k in chunks[0]}
   return _dist.addressable(state), history, timings
+
+
+class _CompileSeconds:
+  """``seconds``: JAX's tracing, lowering, compilation and compilation-cache reads so far."""
+
+  EVENTS = ("/jax/core/compile/jaxpr_trace_duration",
+            "/jax/core/compile/jaxpr_to_mlir_module_duration",
+            "/jax/core/compile/backend_compile_duration",
+            "/jax/compilation_cache/cache_retrieval_time_sec")
+
+  def __init__(self):
+    self.seconds = 0.0
+    jax.monitoring.register_event_duration_secs_listener(self._listen)
+
+  def _listen(self, event: str, duration: float, **kwargs) -> None:
+    if event in self.EVENTS:
+      self.seconds += duration
+
+
+COMPILE_SECONDS = _CompileSeconds()
+
+
+def timings(timed: list[tuple[int, float]]) -> dict[str, float]:
+  """A ``Run``'s timings of its (steps, seconds) chunks, as fit's: total, first_chunk (compilation included) and
+  steps_per_s after it; {} when none."""
+  if not timed:
+    return {}
+  steps, total = map(sum, zip(*timed))
+  rest_steps, rest = steps - timed[0][0], total - timed[0][1]
+  return {"first_chunk": timed[0][1], "total": total,
+          "steps_per_s": rest_steps / rest if rest_steps and rest > 0 else steps / total}

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import os
 import sys
@@ -40,14 +39,20 @@ import jax.numpy as jnp
 import numpy as np
 
 from dljax import checkpoint, checks, resources
+from dljax.chunks import COMPILE_SECONDS, timings as _timings
+from dljax import metrics_lines
 from dljax import train as T
 from dljax.saving import CHECKPOINT_DIR, Schedule, checkpoint_path, checkpoints
 from dljax.stop import StopSignals, Stopped, from_every_process, writing  # noqa: F401
 
-METRICS = "metrics.jsonl"
+METRICS = metrics_lines.METRICS
 # A chunk predicted to run longer than CHUNK_MAX_S (its compilation not counted) makes the run
 # go on in chunks of the largest divisor of the chunk's length that take at most CHUNK_TARGET_S.
 CHUNK_MAX_S, CHUNK_TARGET_S = 1.0, 0.5
+# Chunks of log_every steps so short that the host's work after each (about CHUNK_HOST_S: the
+# checks, the state's copy, the metrics line) shows are lengthened to about CHUNK_LONG_S
+# (``Run._lengthen``; BUILD_NOTES.md, Decisions: long chunks).
+CHUNK_HOST_S, CHUNK_LONG_S = 1e-4, 0.05
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +63,10 @@ class _Shorter(Exception):
   def __init__(self, length: int):
     super().__init__(length)
     self.length = length
+
+
+class _Longer(_Shorter):
+  """Raised by the callback: continue in chunks of ``length`` (a multiple of log_every) steps."""
 
 
 class ResumeError(ValueError):
@@ -138,6 +147,7 @@ class Run:
     self.state, self.chunks, self.pending, self.timed = None, [], [], []
     self.start_step = self.step = self.lock = None
     self.line_start, self.line_seconds, self.compiled = 0, 0.0, COMPILE_SECONDS.seconds
+    self.compile_s = 0.0  # the most compilation seconds one chunk has waited for
     self.resumed, self.encoded, self.rotated = False, None, None  # the last encoding and write
 
   def __enter__(self) -> Run:
@@ -225,15 +235,19 @@ class Run:
     return Result(self.state, self.history(), _timings(self.timed), start)
 
   def _chunks(self, lines, signals: StopSignals) -> None:
-    """fit's calls of the engine, again from the last state after ``_Shorter``."""
+    """fit's calls of the engine, again from the last state after ``_Shorter`` or ``_Longer``;
+    long chunks end at the last multiple of their length, and the rest runs in log_every's."""
     while self.step < self.steps:
-      kwargs = dict(self.fit_kwargs, steps=self.steps - self.step, state=self.state,
+      long = self.length > self.log_every
+      end = self.steps - self.steps % self.length if long else self.steps
+      kwargs = dict(self.fit_kwargs, steps=end - self.step, state=self.state,
                     log_every=self.length,
                     callback=functools.partial(self._after_chunk, lines, signals))
       try:
         T.fit(self.model, self.objective, self.data, **kwargs)
-      except _Shorter as shorter:
-        self.length = shorter.length
+        self.length = self.log_every if long else self.length
+      except _Shorter as resized:
+        self.length = resized.length
 
   def history(self) -> dict[str, np.ndarray]:
     """The per-step loss terms so far, from step 1."""
@@ -302,17 +316,28 @@ class Run:
     if signum:
       with signals.lock:
         raise self.stop_now(signum)
+    self.compile_s = max(self.compile_s, compiling)
     if step < self.steps and jax.process_count() == 1:
+      if self.length > self.log_every:
+        if (seconds - compiling) / n * self.length > CHUNK_MAX_S:
+          raise _Shorter(self.log_every)
+        return
       self._shorten(n, seconds - compiling)
+      self._lengthen(n, seconds - compiling)
 
   def _end_of_line(self, lines, step: int, state) -> dict[str, np.ndarray]:
-    """The pending chunks as one (their terms returned): the metrics line and the checkpoint."""
-    terms = {k: np.concatenate([p[k] for p in self.pending], axis=-1) for k in self.pending[0]}
+    """The pending chunks as one (their terms returned): their metrics lines (one, or a long
+    chunk's one per log_every steps) and the checkpoint."""
+    pending = self.pending
+    terms = pending[0] if len(pending) == 1 else {
+        k: np.concatenate([p[k] for p in pending], axis=-1) for k in pending[0]}
     self.chunks.append(terms)
     timed_steps, self.line_seconds = map(sum, zip(*self.timed[self.line_start:]))
     self.pending, self.line_start = [], len(self.timed)
     if self.writer:
-      _write_line(lines, step, terms, timed_steps, self.line_seconds)
+      first = step - terms["loss"].shape[-1]
+      metrics_lines.append(lines, first, [*range(first + self.log_every, step, self.log_every), step],
+                      terms, timed_steps / self.line_seconds)
       if self.schedule.due(step) or step == self.steps:
         self._rotate(step, state)
     return terms
@@ -323,6 +348,27 @@ class Run:
     if self.length > 1 and step_s * self.length > CHUNK_MAX_S:
       most = min(int(CHUNK_TARGET_S / step_s), self.length - 1, 10**6)
       raise _Shorter(next((d for d in range(most, 1, -1) if self.length % d == 0), 1))
+
+  def _lengthen(self, n: int, seconds: float) -> None:
+    """_Longer when chunks of log_every steps are so short that the host's work after each,
+    over the steps left, would cost more than compiling a longer chunk (as long as the longest
+    compilation a chunk has waited for): chunks of m log_every steps (m a power of two, dividing
+    checkpoint_every / log_every if given) taking about CHUNK_LONG_S, from this step, if it is a
+    multiple of that, to the last multiple before the end. Not with a callback, which is
+    promised a call per log_every steps, nor for chunks of one step, which round differently."""
+    length, step_s, every = self.log_every, max(seconds, 0.0) / n, self.schedule.every
+    if self.callback is not None or self.length != length or length < 2:
+      return
+    m = 1
+    while m < 2**20 and step_s * 2 * m * length <= CHUNK_LONG_S:
+      m *= 2
+    while every and m > 1 and every % (m * length):
+      m //= 2
+    long = m * length
+    end = self.steps - self.steps % long
+    if m > 1 and self.step % long == 0 and end > self.step and (
+        (end - self.step) // length * CHUNK_HOST_S > self.compile_s):
+      raise _Longer(long)
 
   def _rotate(self, step: int, state: T.TrainState, background: bool = True) -> None:
     """The checkpoint of ``state`` at ``step`` with the history so far, encoded here (the writer
@@ -383,66 +429,4 @@ class Run:
     """metrics.jsonl for appending (process 0), keeping the complete lines up to the start."""
     if not self.writer:
       return contextlib.nullcontext()
-    path, kept = os.path.join(self.workdir, METRICS), []
-    if self.resumed and os.path.exists(path):
-      with open(path) as f:
-        for line in f:
-          try:
-            record = json.loads(line)
-          except json.JSONDecodeError:
-            break  # a line cut short by a kill, and nothing after it
-          if record.get("step", self.start_step + 1) > self.start_step:
-            break
-          kept.append(line if line.endswith("\n") else line + "\n")
-    checkpoint.write_atomically(path, lambda tmp: _write_lines(tmp, kept))
-    return open(path, "a")
-
-
-def _write_lines(path: str, lines: list[str]) -> None:
-  with open(path, "w") as f:
-    f.writelines(lines)
-
-
-def _write_line(lines, step: int, terms: dict[str, np.ndarray], steps: int,
-                seconds: float) -> None:
-  """The line of the steps ending at ``step``: ``steps`` of them timed in ``seconds``."""
-  line = {"step": step, "steps_per_s": steps / seconds}
-  line.update({k: _mean(v) for k, v in terms.items()})
-  lines.write(json.dumps(line) + "\n")
-  lines.flush()
-
-
-def _mean(v: np.ndarray) -> float:
-  """The mean, summed in float64 (a float32 sum of finite values can overflow)."""
-  return float(np.mean(v, dtype=np.float64))
-
-
-class _CompileSeconds:
-  """``seconds``: JAX's tracing, lowering, compilation and compilation-cache reads so far."""
-
-  EVENTS = ("/jax/core/compile/jaxpr_trace_duration",
-            "/jax/core/compile/jaxpr_to_mlir_module_duration",
-            "/jax/core/compile/backend_compile_duration",
-            "/jax/compilation_cache/cache_retrieval_time_sec")
-
-  def __init__(self):
-    self.seconds = 0.0
-    jax.monitoring.register_event_duration_secs_listener(self._listen)
-
-  def _listen(self, event: str, duration: float, **kwargs) -> None:
-    if event in self.EVENTS:
-      self.seconds += duration
-
-
-COMPILE_SECONDS = _CompileSeconds()
-
-
-def _timings(timed: list[tuple[int, float]]) -> dict[str, float]:
-  """fit's timings of (steps, seconds) chunks: total, first_chunk (compilation included) and
-  steps_per_s after it; {} when none."""
-  if not timed:
-    return {}
-  steps, total = map(sum, zip(*timed))
-  rest_steps, rest = steps - timed[0][0], total - timed[0][1]
-  return {"first_chunk": timed[0][1], "total": total,
-          "steps_per_s": rest_steps / rest if rest_steps and rest > 0 else steps / total}
+    return metrics_lines.open_for_run(self.workdir, self.resumed, self.start_step)

@@ -9,6 +9,7 @@ do not depend on this one's memory); a second run on a workdir refused while the
 within 3 s with exit status 143, and --resume then ends bitwise equal to an uninterrupted run.
 """
 
+import io
 import json
 import os
 import signal
@@ -16,13 +17,14 @@ import subprocess
 import sys
 import textwrap
 import time
+import types
 from concurrent.futures import ThreadPoolExecutor
 
 import jax
 import numpy as np
 import pytest
 
-from dljax import checkpoint, checks, examples, resources, run
+from dljax import checkpoint, checks, examples, metrics_lines, resources, run
 from dljax import data as D
 from dljax import models as M
 from dljax import objectives as O
@@ -266,9 +268,17 @@ def test_float32_overflow_in_the_data_is_refused_naming_the_argument():
 
 
 def test_a_float32_mean_that_overflows_is_written_in_float64():
-  """A metrics line's mean of finite float32 losses whose sum overflows is finite."""
-  assert run._mean(np.full(100, 3e37, np.float32)) == pytest.approx(3e37, rel=1e-6)
-  assert run._mean(np.array([1.0, 2.0], np.float32)) == 1.5
+  """A metrics line's mean of finite float32 losses whose sum overflows is finite; a chunk of
+  several lines' steps is split at their ends (the last line may be shorter)."""
+  out = io.StringIO()
+  loss = np.concatenate([np.full(100, 3e37, np.float32), [1.0, 2.0, 3.0]]).astype(np.float32)
+  metrics_lines.append(out, 40, [140, 142, 143], {"loss": loss, "nll": -loss}, 7.5)
+  lines = [json.loads(line) for line in out.getvalue().splitlines()]
+  assert [line["step"] for line in lines] == [140, 142, 143]
+  assert lines[0]["loss"] == pytest.approx(3e37, rel=1e-6) and np.isfinite(lines[0]["loss"])
+  assert [line["loss"] for line in lines[1:]] == [1.5, 3.0]
+  assert [line["nll"] for line in lines[1:]] == [-1.5, -3.0]
+  assert {line["steps_per_s"] for line in lines} == {7.5}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -333,6 +343,80 @@ def test_shorter_chunks_and_a_stop_between_them_change_nothing(tmp_path, monkeyp
   _same(whole.state, rest.state)
   assert rest.history["loss"].tobytes() == whole.history["loss"].tobytes()
   assert _lines(tmp_path / "cut") == _lines(tmp_path / "whole")
+
+
+def _long_run(**kw):
+  """log_every 20, checkpoint_every 80: long chunks of 80 steps at most, the last 50 steps in
+  chunks of 20 (and 10)."""
+  return dict(_mlp_run(), steps=1010, checkpoint_every=80, keep_checkpoints=100, **kw)
+
+
+def test_short_chunks_go_on_in_longer_ones_and_change_nothing(tmp_path, monkeypatch):
+  """Chunks whose host work would outweigh a compilation (CHUNK_HOST_S raised to 1 s) go on in
+  chunks of 80 steps from step 80 to 960 (the longest that divide checkpoint_every): the
+  state, history, metrics lines (one per log_every steps) and checkpoints equal those of a run
+  in chunks of 20. A SIGTERM during them checkpoints the chunk's end, and --resume ends bitwise
+  equal; with a callback (promised a call per log_every steps) nothing is lengthened."""
+  monkeypatch.setattr(run, "CHUNK_HOST_S", 0.0)
+  whole = run.fit(workdir=tmp_path / "whole", **_long_run())
+  monkeypatch.setattr(run, "CHUNK_HOST_S", 1.0)
+  monkeypatch.setattr(run, "CHUNK_LONG_S", 1e9)
+  lengths = []
+  original_fit = T.fit
+  monkeypatch.setattr(T, "fit", lambda *a, **k: lengths.append(k["log_every"]) or
+                      original_fit(*a, **k))
+  long = run.fit(workdir=tmp_path / "long", **_long_run())
+  assert lengths == [20, 80, 20]
+  _same(whole.state, long.state)
+  assert long.history["loss"].tobytes() == whole.history["loss"].tobytes()
+  assert _lines(tmp_path / "long") == _lines(tmp_path / "whole")
+  assert len(_lines(tmp_path / "long")) == 51
+  assert run.checkpoints(tmp_path / "long") == [
+      (s, run.checkpoint_path(str(tmp_path / "long"), s)) for s, _ in run.checkpoints(
+          tmp_path / "whole")]
+  assert [s for s, _ in run.checkpoints(tmp_path / "long")][:2] == [1010, 960]
+
+  original_append = metrics_lines.append
+
+  def stop_at_400(lines, first, ends, *rest):
+    original_append(lines, first, ends, *rest)
+    if ends[-1] == 400:
+      os.kill(os.getpid(), signal.SIGTERM)
+
+  monkeypatch.setattr(metrics_lines, "append", stop_at_400)
+  with pytest.raises(run.Stopped) as info:
+    run.fit(workdir=tmp_path / "cut", **_long_run())
+  assert info.value.step == 400 and run.checkpoints(tmp_path / "cut")[0][0] == 400
+  monkeypatch.setattr(metrics_lines, "append", original_append)
+  rest = run.fit(workdir=tmp_path / "cut", resume=True, **_long_run())
+  _same(whole.state, rest.state)
+  assert rest.history["loss"].tobytes() == whole.history["loss"].tobytes()
+  assert _lines(tmp_path / "cut") == _lines(tmp_path / "whole")
+
+  calls, lengths[:] = [], []
+  run.fit(workdir=tmp_path / "called", callback=lambda *a: calls.append(a), **_long_run())
+  assert len(calls) == 51 and lengths == [20]
+
+
+def test_short_chunks_are_lengthened_when_the_host_work_saved_outweighs_a_compilation():
+  """Chunks of 1000 steps at 1 us a step: 32 of them (32 ms, the most powers of two within
+  CHUNK_LONG_S = 50 ms) from a multiple of 32,000, when the host work saved (CHUNK_HOST_S =
+  0.1 ms a chunk over the steps left) exceeds the longest compilation; within checkpoint_every."""
+  def lengthen(step=32000, compile_s=0.2, every=None, callback=None, steps=3010000):
+    fake = types.SimpleNamespace(log_every=1000, length=1000, step=step, steps=steps,
+                                 compile_s=compile_s, callback=callback,
+                                 schedule=types.SimpleNamespace(every=every))
+    try:
+      run.Run._lengthen(fake, 1000, 1e-3)
+    except run._Longer as longer:
+      return longer.length
+    return None
+
+  assert lengthen() == 32000  # 2976 chunks' 0.1 ms: 0.30 s > 0.2 s
+  assert lengthen(step=0) == 32000 and lengthen(every=48000) == 16000
+  assert lengthen(every=0) == 32000 and lengthen(every=1000) is None
+  for kw in ({"compile_s": 0.5}, {"step": 33000}, {"callback": print}, {"steps": 63999}):
+    assert lengthen(**kw) is None, kw
 
 
 def test_a_chunk_too_long_goes_on_in_a_divisor_of_its_length():
