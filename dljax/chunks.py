@@ -8,6 +8,9 @@ the host. A chunk dispatched ahead and then not wanted (the callback raised, or 
 diverged) is at most that much work thrown away; results are the same either way, since a
 chunk's outputs depend only on its input state and steps. With several processes each chunk
 is dispatched after the last one's callback, as the callbacks' collectives must be.
+
+``COMPILE_SECONDS`` counts JAX's compilation seconds (``dljax.run`` sizes its chunks by the
+time less them); ``timings`` sums a ``Run``'s chunks as ``run`` does its own.
 """
 
 from __future__ import annotations
@@ -155,8 +158,8 @@ COMPILE_SECONDS = _CompileSeconds()
 
 
 def timings(timed: list[tuple[int, float]]) -> dict[str, float]:
-  """A ``Run``'s timings of its (steps, seconds) chunks, as fit's: total, first_chunk (compilation included) and
-  steps_per_s after it; {} when none."""
+  """A ``Run``'s timings of its (steps, seconds) chunks, as fit's: total, first_chunk (compilation
+  included) and steps_per_s after it; {} when none."""
   if not timed:
     return {}
   steps, total = map(sum, zip(*timed))

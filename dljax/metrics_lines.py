@@ -53,5 +53,6 @@ def append(lines: IO[str], first: int, ends: list[int], terms: dict[str, np.ndar
 
 
 def _mean(v: np.ndarray) -> float:
-  """The mean, summed in float64 (a float32 sum of finite values can overflow)."""
-  return float(np.mean(v, dtype=np.float64))
+  """The mean, summed in float64 (a float32 sum of finite values can overflow); of a contiguous
+  copy, so that a slice of a chunk's [K, n] terms is summed in the order the line's own array is."""
+  return float(np.mean(np.ascontiguousarray(v), dtype=np.float64))

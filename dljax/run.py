@@ -15,9 +15,10 @@ run needs, for the launchers and for any caller:
 - SIGINT or SIGTERM: the checkpoint of the last completed chunk, then ``Stopped``, within
   seconds even during a compilation (``dljax.stop.StopSignals``); a chunk predicted to take
   more than ``CHUNK_MAX_S`` seconds is split into shorter ones (a divisor of ``log_every``
-  steps; results do not depend on the chunking);
+  steps), and without a callback chunks of about a millisecond are joined into longer ones (a
+  multiple; results do not depend on the chunking);
 - ``workdir/metrics.jsonl``: a line per ``log_every`` steps (step, steps/s, their mean of each
-  loss term);
+  loss term), written at the end of the chunk that holds them;
 - ``workdir/run.lock`` while it runs (``dljax.resources.WorkdirLock``): a second run on the
   workdir is refused with ``resources.WorkdirBusy``.
 
@@ -147,7 +148,7 @@ class Run:
     self.state, self.chunks, self.pending, self.timed = None, [], [], []
     self.start_step = self.step = self.lock = None
     self.line_start, self.line_seconds, self.compiled = 0, 0.0, COMPILE_SECONDS.seconds
-    self.compile_s = 0.0  # the most compilation seconds one chunk has waited for
+    self.compile_s, self.tail = 0.0, False  # the most compilation seconds a chunk waited for
     self.resumed, self.encoded, self.rotated = False, None, None  # the last encoding and write
 
   def __enter__(self) -> Run:
@@ -245,7 +246,7 @@ class Run:
                     callback=functools.partial(self._after_chunk, lines, signals))
       try:
         T.fit(self.model, self.objective, self.data, **kwargs)
-        self.length = self.log_every if long else self.length
+        self.length, self.tail = (self.log_every, True) if long else (self.length, self.tail)
       except _Shorter as resized:
         self.length = resized.length
 
@@ -274,8 +275,9 @@ class Run:
       return self.encoded[2]
     arrays = dict(self.arrays, train=checkpoint.train_arrays(state.step, state.opt_state,
                                                              self.history()))
-    blob = checkpoint.encode(self.model, state.params, arrays, dict(
-        self.meta, step=int(np.max(np.asarray(state.step))), chunk_length=self.length))
+    step, length = int(np.max(np.asarray(state.step))), min(self.length, self.log_every)
+    blob = checkpoint.encode(self.model, state.params, arrays,
+                             dict(self.meta, step=step, chunk_length=length))  # long: not kept
     self.encoded = (state, key, blob)
     return blob
 
@@ -298,8 +300,8 @@ class Run:
 
   def _after_chunk(self, lines, signals: StopSignals, state, terms, seconds) -> None:
     """fit's callback after each chunk: at each multiple of log_every (and the end) the metrics
-    line, the checkpoint when due and the caller's callback; then the stop after a signal, or
-    shorter chunks when this one took too long."""
+    line(s), the checkpoint when due and the caller's callback; then the stop after a signal, or
+    shorter chunks when this one took too long, or longer ones when it was very short."""
     self.schedule.writer.check()  # a failed background write stops the run here
     step, n = int(np.max(np.asarray(state.step))), terms["loss"].shape[-1]
     compiling, self.compiled = COMPILE_SECONDS.seconds - self.compiled, COMPILE_SECONDS.seconds
@@ -323,7 +325,8 @@ class Run:
           raise _Shorter(self.log_every)
         return
       self._shorten(n, seconds - compiling)
-      self._lengthen(n, seconds - compiling)
+      if not compiling:  # a chunk that waited for a compilation gives no pace
+        self._lengthen(n, seconds)
 
   def _end_of_line(self, lines, step: int, state) -> dict[str, np.ndarray]:
     """The pending chunks as one (their terms returned): their metrics lines (one, or a long
@@ -336,8 +339,8 @@ class Run:
     self.pending, self.line_start = [], len(self.timed)
     if self.writer:
       first = step - terms["loss"].shape[-1]
-      metrics_lines.append(lines, first, [*range(first + self.log_every, step, self.log_every), step],
-                      terms, timed_steps / self.line_seconds)
+      ends = [*range(first + self.log_every, step, self.log_every), step]
+      metrics_lines.append(lines, first, ends, terms, timed_steps / self.line_seconds)
       if self.schedule.due(step) or step == self.steps:
         self._rotate(step, state)
     return terms
@@ -355,9 +358,11 @@ class Run:
     compilation a chunk has waited for): chunks of m log_every steps (m a power of two, dividing
     checkpoint_every / log_every if given) taking about CHUNK_LONG_S, from this step, if it is a
     multiple of that, to the last multiple before the end. Not with a callback, which is
-    promised a call per log_every steps, nor for chunks of one step, which round differently."""
-    length, step_s, every = self.log_every, max(seconds, 0.0) / n, self.schedule.every
-    if self.callback is not None or self.length != length or length < 2:
+    promised a call per log_every steps, nor for chunks of one step, which round differently,
+    nor for the steps after the long chunks."""
+    length, step_s, every = self.log_every, seconds / n, self.schedule.every
+    if self.callback is not None or self.length != length or length < 2 or self.tail or (
+        step_s <= 0):
       return
     m = 1
     while m < 2**20 and step_s * 2 * m * length <= CHUNK_LONG_S:

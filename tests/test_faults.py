@@ -387,6 +387,8 @@ def test_short_chunks_go_on_in_longer_ones_and_change_nothing(tmp_path, monkeypa
   with pytest.raises(run.Stopped) as info:
     run.fit(workdir=tmp_path / "cut", **_long_run())
   assert info.value.step == 400 and run.checkpoints(tmp_path / "cut")[0][0] == 400
+  meta = checkpoint.load(run.checkpoint_path(str(tmp_path / "cut"), 400))[3]
+  assert meta["chunk_length"] == 20  # a resume measures the pace again
   monkeypatch.setattr(metrics_lines, "append", original_append)
   rest = run.fit(workdir=tmp_path / "cut", resume=True, **_long_run())
   _same(whole.state, rest.state)
@@ -402,12 +404,13 @@ def test_short_chunks_are_lengthened_when_the_host_work_saved_outweighs_a_compil
   """Chunks of 1000 steps at 1 us a step: 32 of them (32 ms, the most powers of two within
   CHUNK_LONG_S = 50 ms) from a multiple of 32,000, when the host work saved (CHUNK_HOST_S =
   0.1 ms a chunk over the steps left) exceeds the longest compilation; within checkpoint_every."""
-  def lengthen(step=32000, compile_s=0.2, every=None, callback=None, steps=3010000):
+  def lengthen(step=32000, compile_s=0.2, every=None, callback=None, steps=3010000, tail=False,
+               seconds=1e-3):
     fake = types.SimpleNamespace(log_every=1000, length=1000, step=step, steps=steps,
-                                 compile_s=compile_s, callback=callback,
+                                 compile_s=compile_s, callback=callback, tail=tail,
                                  schedule=types.SimpleNamespace(every=every))
     try:
-      run.Run._lengthen(fake, 1000, 1e-3)
+      run.Run._lengthen(fake, 1000, seconds)
     except run._Longer as longer:
       return longer.length
     return None
@@ -415,7 +418,8 @@ def test_short_chunks_are_lengthened_when_the_host_work_saved_outweighs_a_compil
   assert lengthen() == 32000  # 2976 chunks' 0.1 ms: 0.30 s > 0.2 s
   assert lengthen(step=0) == 32000 and lengthen(every=48000) == 16000
   assert lengthen(every=0) == 32000 and lengthen(every=1000) is None
-  for kw in ({"compile_s": 0.5}, {"step": 33000}, {"callback": print}, {"steps": 63999}):
+  for kw in ({"compile_s": 0.5}, {"step": 33000}, {"callback": print}, {"steps": 63999},
+             {"tail": True}, {"seconds": 0.0}):
     assert lengthen(**kw) is None, kw
 
 
