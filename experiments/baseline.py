@@ -7,12 +7,16 @@ a loop does); K members as ``jax.vmap`` of the whole thing over seeds, on one de
 """
 
 import functools
+import math
 import statistics
 import time
 
 import jax
 import jax.numpy as jnp
 import optax
+
+
+MAX_REPEATS = 201  # against_fit's most repeats
 
 
 @functools.partial(jax.jit, static_argnames=("model", "objective", "optimizer", "batch_size",
@@ -40,9 +44,10 @@ def hand_written(seeds, data, *, model, objective, optimizer, batch_size, steps)
   return jax.vmap(member)(seeds)
 
 
-def against_fit(exp, members: int, steps: int, repeats: int) -> dict:
+def against_fit(exp, members: int, steps: int, repeats: int, timed_s: float = 1.0) -> dict:
   """steps/s of ``fit`` and of the hand-written loop on prepared example ``exp`` with ``members``
-  seeds (``exp`` prepared with ``ensemble=members``), medians of interleaved repeats."""
+  seeds (``exp`` prepared with ``ensemble=members``), medians of interleaved repeats: at least
+  ``repeats``, and enough for ``timed_s`` seconds of each side (at most MAX_REPEATS)."""
   from dljax import train  # noqa: PLC0415
 
   kw = dict(exp.fit_kwargs, steps=steps, log_every=min(steps, exp.fit_kwargs["log_every"]),
@@ -53,8 +58,15 @@ def against_fit(exp, members: int, steps: int, repeats: int) -> dict:
   runs = {"fit": lambda: train.fit(exp.model, exp.objective, exp.data, **kw).params,
           "baseline": lambda: hand_written(seeds, exp.data, **static)}
   times = {name: [] for name in runs}
-  for name, run in runs.items():  # compile and warm up
+  for name, run in runs.items():  # compile and warm up, then one call each timed
     jax.block_until_ready(run())
+    t0 = time.perf_counter()
+    jax.block_until_ready(run())
+    times[name].append(time.perf_counter() - t0)
+  # calls of a few milliseconds (the RNN's 5000 steps: 3 ms) vary by 10-20% from one to the
+  # next: more repeats, so that each side is timed for at least timed_s in all
+  repeats = max(repeats, min(MAX_REPEATS, math.ceil(timed_s / min(map(min, times.values())))))
+  times = {name: [] for name in runs}
   for r in range(repeats):
     for name in (list(runs) if r % 2 == 0 else list(runs)[::-1]):
       t0 = time.perf_counter()
@@ -63,4 +75,4 @@ def against_fit(exp, members: int, steps: int, repeats: int) -> dict:
   rate = {name: steps / statistics.median(t) for name, t in times.items()}
   return {"members": members, "steps": steps, "fit_steps_per_s": rate["fit"],
           "baseline_steps_per_s": rate["baseline"],
-          "fit_over_baseline": rate["fit"] / rate["baseline"]}
+          "fit_over_baseline": rate["fit"] / rate["baseline"], "repeats": repeats}
