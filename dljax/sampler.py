@@ -96,8 +96,10 @@ def argsort_words(words: Array) -> Array:
   (BUILD_NOTES.md). So each word's low ceil(log2 n) bits are replaced by its row index and the
   packed words are sorted alone: that orders the rows by their words' high bits, then by index.
   Rows whose high bits tie (for random words about n^2 / 2^(33 - ceil(log2 n)) pairs, in short
-  runs) are put in argsort's order, by (word, index), by odd-even transposition passes until
-  none is out of order; words sharing their high bits in long runs would need up to n passes.
+  runs) are put in argsort's order, by (word, index): each pair out of order with its other
+  neighbours in order is swapped in one pass (a run of two, nearly every tie), then odd-even
+  transposition passes run until none is out of order (for random words, none: one check);
+  words sharing their high bits in long runs would need up to n passes.
   For n > 2^16 the high bits are too few, and this is ``jnp.argsort``.
   """
   n = words.shape[0]
@@ -107,7 +109,19 @@ def argsort_words(words: Array) -> Array:
   rows = jnp.sort((words & ~jnp.uint32(low)) | jnp.arange(n, dtype=jnp.uint32)) & low
   rows = rows.astype(jnp.int32)
   ties = lambda wr: jnp.any(_after(*wr, slice(None, -1), slice(1, None)))
-  return jax.lax.while_loop(ties, _transpositions, (words[rows], rows))[1]
+  return jax.lax.while_loop(ties, _transpositions, _swap_pairs(words[rows], rows))[1]
+
+
+def _swap_pairs(w, r):
+  """(w, r) with each neighbour pair out of order swapped where the pairs beside it are in order
+  (so that no row takes part in two swaps)."""
+  no = jnp.zeros(1, bool)
+  out = jnp.concatenate([no, _after(w, r, slice(None, -1), slice(1, None)), no, no])
+  back, ahead = out[:-2], out[1:-1]  # row i out of order with row i - 1, with row i + 1
+  first = ahead & ~back & ~out[2:]  # out[2:]: row i + 1 out of order with row i + 2
+  second = back & ~ahead & ~jnp.concatenate([no, out[:-3]])
+  move = lambda a: jnp.where(first, jnp.roll(a, -1), jnp.where(second, jnp.roll(a, 1), a))
+  return move(w), move(r)
 
 
 def _after(w, r, a, b):
