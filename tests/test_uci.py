@@ -127,16 +127,19 @@ def test_epoch_indices_see_every_row_once_per_epoch():
 
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 1000, 1024, 1025, 5000, 1 << 16])
 def test_argsort_words_is_numpys_stable_argsort(n):
-  """The packed sort with its transposition passes against NumPy's stable argsort, on random
-  words and on words whose high bits, or whole values, tie in many places."""
+  """The packed sort with its pair swap and transposition passes against NumPy's stable argsort,
+  on random words and on words whose high bits, or whole values, tie in many places."""
   rng = np.random.default_rng(n)
   random = rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32)
   high_ties = (random >> 28 << 28) | rng.integers(0, 4, n).astype(np.uint32)
   equal = np.where(np.arange(n) % 3 == 0, 7, 12345).astype(np.uint32)
   # runs of 64 rows sharing their high bits, their low bits in reverse order
   runs = ((np.arange(n) // 64).astype(np.uint32) << 16) | (0xFFFF - np.arange(n) % 64)
+  # runs of two and of three (the one-pass swap's case, and beyond it), low bits reversed
+  pairs, triples = (((np.arange(n) // k).astype(np.uint32) << 16) | (0xFFFF - np.arange(n) % k)
+                    for k in (2, 3))
   argsort = jax.jit(sampler.argsort_words)
-  for words in (random, high_ties, equal, runs.astype(np.uint32)):
+  for words in (random, high_ties, equal, runs.astype(np.uint32), pairs, triples):
     got = np.asarray(argsort(words))
     assert got.dtype == np.int32
     np.testing.assert_array_equal(got, np.argsort(words, kind="stable"))
