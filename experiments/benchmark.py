@@ -355,10 +355,13 @@ def _front_end_tables(results: dict) -> list[str]:
   """The baseline and flax sections' tables."""
   out = []
   if "baseline" in results:
+    from experiments import baseline  # noqa: PLC0415
+
     out += _md_table(
         "fit against a hand-written fused loop (jit of a lax.scan of optax.adam steps, randint "
         "minibatches, vmap over seeds), one device, interleaved in one run; medians of the "
-        "repeats (at least --repeats, and at least 1 s of calls per side).",
+        "repeats (at least --repeats, and enough for 1 s of calls per side, 0.1 s with "
+        f"--tiny, at most {baseline.MAX_REPEATS}).",
         ("example", "K", "steps", "repeats", "fit steps/s", "hand-written steps/s",
          "fit / hand-written"),
         [[r["example"], str(r["members"]), f"{r['steps']:,}", str(r["repeats"]),
