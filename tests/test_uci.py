@@ -114,13 +114,15 @@ def test_adversarial_scale_of_ones_is_the_scalar_epsilon():
 def test_epoch_indices_see_every_row_once_per_epoch():
   key = jax.random.PRNGKey(3)
   n, b = 12, 4  # 3 steps per epoch
-  rows = np.asarray(sampler.epoch_indices(key, np.int32(0), 9, n, b))
+  # jitted, as fit runs it (eager, each of its small ops and loops compiles on its own)
+  epoch_indices = jax.jit(sampler.epoch_indices, static_argnums=(2, 3, 4))
+  rows = np.asarray(epoch_indices(key, np.int32(0), 9, n, b))
   for e in range(3):
     assert sorted(rows[3 * e:3 * e + 3].ravel().tolist()) == list(range(n))
   assert not np.array_equal(rows[:3], rows[3:6])  # each epoch its own permutation
-  later = np.asarray(sampler.epoch_indices(key, np.int32(4), 3, n, b))
+  later = np.asarray(epoch_indices(key, np.int32(4), 3, n, b))
   np.testing.assert_array_equal(later, rows[4:7])  # a step's rows depend only on the step
-  odd = np.asarray(sampler.epoch_indices(key, np.int32(0), 10, 7, 3)).ravel()[:28]
+  odd = np.asarray(epoch_indices(key, np.int32(0), 10, 7, 3)).ravel()[:28]
   for e in range(4):  # n not a multiple of b: the stream is still one permutation per epoch
     assert sorted(odd[7 * e:7 * e + 7].tolist()) == list(range(7))
 
