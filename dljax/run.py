@@ -39,9 +39,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dljax import checkpoint, checks, resources
+from dljax import checkpoint, checks, metrics_lines, resources
 from dljax.chunks import COMPILE_SECONDS, timings as _timings
-from dljax import metrics_lines
 from dljax import train as T
 from dljax.saving import CHECKPOINT_DIR, Schedule, checkpoint_path, checkpoints
 from dljax.stop import StopSignals, Stopped, from_every_process, writing  # noqa: F401
@@ -246,7 +245,8 @@ class Run:
                     callback=functools.partial(self._after_chunk, lines, signals))
       try:
         T.fit(self.model, self.objective, self.data, **kwargs)
-        self.length, self.tail = (self.log_every, True) if long else (self.length, self.tail)
+        if long:  # the rest in log_every's chunks, not lengthened again
+          self.length, self.tail = self.log_every, True
       except _Shorter as resized:
         self.length = resized.length
 
@@ -320,8 +320,8 @@ class Run:
         raise self.stop_now(signum)
     self.compile_s = max(self.compile_s, compiling)
     if step < self.steps and jax.process_count() == 1:
-      if self.length > self.log_every:
-        if (seconds - compiling) / n * self.length > CHUNK_MAX_S:
+      if self.length > self.log_every:  # long chunks, all whole: one too long ends them
+        if seconds - compiling > CHUNK_MAX_S:
           raise _Shorter(self.log_every)
         return
       self._shorten(n, seconds - compiling)
