@@ -15,7 +15,6 @@ time less them); ``timings`` sums a ``Run``'s chunks as ``run`` does its own.
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -43,13 +42,14 @@ class DivergenceError(FloatingPointError):
     self.step, self.name = step, name
 
 
-@functools.partial(jax.jit, static_argnames=("copy",))
-def _inspect(state: Any, copy: bool) -> tuple[Any, jax.Array, Any]:
-  """(a copy of ``state`` if ``copy``, else None; whether every parameter is finite; the same per
-  parameter), as one program dispatched before the next chunk deletes (donation) ``state``."""
-  finite = jax.tree.map(lambda a: jnp.all(jnp.isfinite(a)), state.params)
-  every = jnp.all(jnp.stack(jax.tree.leaves(finite)))
-  return (jax.tree.map(jnp.copy, state) if copy else None), every, finite
+def verdict(params: Any) -> tuple[jax.Array, Any]:
+  """(whether every parameter is finite; the same per parameter): computed at the end of each
+  chunk program (``dljax.train``), so that no program of its own runs between two chunks."""
+  finite = jax.tree.map(lambda a: jnp.all(jnp.isfinite(a)), params)
+  return jnp.all(jnp.stack(jax.tree.leaves(finite))), finite
+
+
+_copy = jax.jit(lambda state: jax.tree.map(jnp.copy, state))  # the callback's, before donation
 
 
 def _check_finite(terms: Mapping[str, np.ndarray], every: jax.Array, finite: Any,
@@ -57,7 +57,7 @@ def _check_finite(terms: Mapping[str, np.ndarray], every: jax.Array, finite: Any
   """Raises DivergenceError naming the first step and loss term (or parameter) not finite.
 
   ``terms[name][..., i]`` is the loss at step ``first_step + i + 1`` (counting steps from 1);
-  ``every`` and ``finite`` are ``_inspect``'s verdicts on the chunk's parameters.
+  ``every`` and ``finite`` are the chunk's ``verdict`` on its parameters.
   """
   first = {}
   for name, v in terms.items():
@@ -92,32 +92,36 @@ def _ends(start_step: int, steps: int, log_every: int) -> Iterator[tuple[int, in
 
 
 def _dispatch(chunk: Callable, state: Any, end: tuple[int, int]) -> tuple:
-  """A dispatched chunk: (its state, terms, steps done after it, length, when dispatched)."""
+  """A dispatched chunk: (its state, terms, verdict, steps done after it, length, when
+  dispatched)."""
   done, length = end
   t = time.perf_counter()
   return (*chunk(state, length), done, length, t)
 
 
-def run(chunk: Callable[[Any, int], tuple[Any, dict]], state: Any, start_step: int, steps: int,
-        log_every: int, callback: Callable | None) -> tuple[Any, dict, dict[str, float]]:
-  """``steps`` steps from ``start_step``, ``chunk(state, length) -> (state, terms)`` at a time,
-  each followed by its checks, a progress line (the first chunk's, then at most one a
+def run(chunk: Callable[[Any, int], tuple[Any, dict, tuple]], state: Any, start_step: int,
+        steps: int, log_every: int,
+        callback: Callable | None) -> tuple[Any, dict, dict[str, float]]:
+  """``steps`` steps from ``start_step``, ``chunk(state, length) -> (state, terms, verdict)`` at
+  a time, each followed by its checks, a progress line (the first chunk's, then at most one a
   PROGRESS_S, and the last's) and ``callback(state, terms, seconds)``; returns the final state,
   the history and the timings (seconds: total, first_chunk with compilation, and steps_per_s
-  after it). A chunk's seconds run from its start (its dispatch, or the last
-  chunk's end if later) to when its end is seen."""
+  after it). A chunk's seconds run from its start (its dispatch, or the last chunk's end if
+  later) to when its end is seen."""
   ends, chunks, timings = _ends(start_step, steps, log_every), [], {}
   t0 = seen = time.perf_counter()
   logged = t0 - PROGRESS_S  # so that the first chunk has its line
   flight, ahead = _dispatch(chunk, state, next(ends)), False
   while flight is not None:
-    state, terms, done, length, dispatched = flight
+    state, terms, (every, finite), done, length, dispatched = flight
     last = done == steps
-    kept, every, finite = _inspect(state, copy=callback is not None and not last)
+    kept = _copy(state) if callback is not None and not last else None
     flight = _dispatch(chunk, state, next(ends)) if ahead and not last else None
     terms = jax.tree.map(np.asarray, _dist.addressable(terms))  # waits for the chunk
     chunk_s, seen = time.perf_counter() - max(dispatched, seen), time.perf_counter()
     ahead = chunk_s <= AHEAD_MAX_S and jax.process_count() == 1
+    if ahead and flight is None and not last:  # seen short: the next one goes before the host work
+      flight = _dispatch(chunk, state, next(ends))
     _check_finite(terms, every, finite, start_step + done - length)
     timings.setdefault("first_chunk", chunk_s)
     if last or seen - logged >= PROGRESS_S:

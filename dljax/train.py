@@ -27,6 +27,7 @@ import optax
 
 from dljax import checks, chunks, sampler
 from dljax import distributed as _dist
+from dljax.groups import member_group
 from dljax.chunks import DivergenceError  # noqa: F401 (raised by fit; dljax.train's name for it)
 
 Array = jax.Array
@@ -180,16 +181,21 @@ def _scan(step, state, drawn):
   return state, jax.tree.map(lambda a: a[None], terms)
 
 
+def _checked(run: Callable) -> Callable:
+  """``run``'s (state, terms) and ``chunks.verdict`` on the new parameters, in one program: a
+  check of its own would run between two chunks, on their critical path (BUILD_NOTES.md,
+  Decisions: the verdict in the chunk)."""
+  @functools.wraps(run)  # the same name and signature (static_argnames) as run's
+  def chunk(*args, **kwargs):
+    state, terms = run(*args, **kwargs)
+    return state, terms, chunks.verdict(state.params)
+  chunk.__name__ = getattr(run, "func", run).__name__  # a partial's: its function's
+  return chunk
+
+
 _STATIC = ("objective", "optimizer", "batch_size", "length", "epochs")
-_chunk = jax.jit(_run_chunk, static_argnames=_STATIC, donate_argnums=0)
+_chunk = jax.jit(_checked(_run_chunk), static_argnames=_STATIC, donate_argnums=0)
 _ENSEMBLE_STATIC = (*_STATIC, "group")  # the ensembles' programs also take their member groups
-
-# On a CPU an ensemble's chunk runs its members in groups whose steps' values (all of a step's
-# intermediate arrays, unfused) total at most this many bytes over the process's devices (or
-# one member at a time), one group after another, so that the groups' working sets stay in the
-# cache (BUILD_NOTES.md, Decisions: member groups).
-MEMBER_GROUP_BYTES = 24 * 2**20
-
 
 def _in_groups(run, group, *members):
   """``run(*members)``, or ``lax.map`` of it over consecutive groups of ``group`` members."""
@@ -218,8 +224,9 @@ def _run_ensemble(state, train_key, data, objective, optimizer, batch_size, leng
   return _in_groups(jax.vmap(run), group, state, train_key, *([data] if member_data else []))
 
 
-_chunk_ensemble = jax.jit(_run_ensemble, static_argnames=_ENSEMBLE_STATIC, donate_argnums=0)
-_chunk_members = jax.jit(functools.partial(_run_ensemble, member_data=True),
+_chunk_ensemble = jax.jit(_checked(_run_ensemble), static_argnames=_ENSEMBLE_STATIC,
+                          donate_argnums=0)
+_chunk_members = jax.jit(_checked(functools.partial(_run_ensemble, member_data=True)),
                          static_argnames=_ENSEMBLE_STATIC, donate_argnums=0)
 
 
@@ -244,6 +251,18 @@ def _chunk_sharded(state, train_key, data, objective, optimizer, batch_size, len
   # type check would count as the same on every device; every output is per-member anyway.
   return jax.shard_map(run, mesh=mesh, in_specs=(members, members, data_spec),
                        out_specs=members, check_vma=False)(state, train_key, data)
+
+
+_verdict = jax.jit(chunks.verdict)
+
+
+def _then_verdict(run: Callable) -> Callable:
+  """The sharded chunk, then its verdict as a program of its own: inside the chunk it would add
+  a collective across the devices (and processes) to a program that has none."""
+  def chunk(*args, **kwargs):
+    state, terms = run(*args, **kwargs)
+    return state, terms, _verdict(state.params)
+  return chunk
 
 
 def init_state(model: Any, seed: int | Sequence[int], optimizer: optax.GradientTransformation,
@@ -317,6 +336,7 @@ def _start(model, objective, optimizer, dtype, seeds, ensemble, state, arrays, d
     arrays = _dist.place(arrays, data_split)
   group = member_group(objective, state, arrays, batch_size, devices, member_data)
   run, static = _chunk_program(ensemble, devices, member_data, epochs, group)
+  run = _then_verdict(run) if run is _chunk_sharded else run
   return state, train_key, arrays, functools.partial(run, **static), start_step
 
 
@@ -324,50 +344,6 @@ def _shardings(ensemble: bool, devices, member_data: bool = False):
   """(the state's and training keys' sharding, the data's) on ``devices``."""
   split = _dist.member_sharding(devices) if ensemble else _dist.replicated(devices)
   return split, (_dist.member_sharding if member_data else _dist.replicated)(devices)
-
-
-def _jaxpr_bytes(jaxpr) -> int:
-  """The bytes of every value a jaxpr's equations make, those of inner jaxprs included."""
-  total = 0
-  for eqn in jaxpr.eqns:
-    total += sum(int(np.prod(v.aval.shape)) * v.aval.dtype.itemsize for v in eqn.outvars
-                 if hasattr(v.aval, "shape"))
-    for param in eqn.params.values():
-      for inner in param if isinstance(param, (tuple, list)) else (param,):
-        inner = getattr(inner, "jaxpr", inner)  # a ClosedJaxpr's Jaxpr
-        total += _jaxpr_bytes(inner) if hasattr(inner, "eqns") else 0
-  return total
-
-
-@functools.cache
-def _step_bytes(objective, treedef, leaves, batch) -> int:
-  params, key = jax.tree.unflatten(treedef, leaves), jax.eval_shape(jax.random.PRNGKey, 0)
-  grad = jax.value_and_grad(objective, has_aux=True)
-  return _jaxpr_bytes(jax.make_jaxpr(grad)(params, dict(batch), key).jaxpr)
-
-
-def member_group(objective: Objective, state: TrainState, data: Mapping[str, Any],
-                 batch_size: int, devices=None, member_data: bool = False) -> int | None:
-  """Members per group in an ensemble's chunk (``state``'s leaves [K, ...]): on a CPU, the most
-  members of a device (a divisor of its K / D) whose steps' values fit in its share of
-  MEMBER_GROUP_BYTES among this process's devices; None, all at once, on an accelerator or when
-  they all fit, and for a single seed (a scalar ``state.step``)."""
-  platform = devices[0].platform if devices else jax.default_backend()
-  if platform != "cpu" or state.step.ndim == 0:
-    return None
-  members = state.step.shape[0] // (len(devices) if devices else 1)
-  if members < 2:
-    return None
-  local = sum(d.process_index == jax.process_index() for d in devices) if devices else 1
-  lead = 2 if member_data else 1
-  batch = tuple((name, jax.ShapeDtypeStruct((batch_size, *a.shape[lead:]), a.dtype))
-                for name, a in data.items())
-  leaves, treedef = jax.tree.flatten(state.params)
-  leaves = tuple(jax.ShapeDtypeStruct(a.shape[1:], a.dtype) for a in leaves)
-  per_member = _step_bytes(objective, treedef, leaves, batch)
-  group = max(g for g in range(1, members + 1)
-              if members % g == 0 and (g == 1 or g * per_member * local <= MEMBER_GROUP_BYTES))
-  return None if group == members else group
 
 
 def _chunk_program(ensemble: bool, devices, member_data: bool = False, epochs: bool = False,

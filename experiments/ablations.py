@@ -29,10 +29,10 @@ for name in ["mlp", "vae", "cvae", "rnn"]:
   exp = E.PREPARERS[name]()
   a = bench(exp)
   S.minibatch_indices = choice
-  T._chunk = jax.jit(T._run_chunk, static_argnames=T._STATIC, donate_argnums=0)
+  T._chunk = jax.jit(T._checked(T._run_chunk), static_argnames=T._STATIC, donate_argnums=0)
   b = bench(exp)
   S.minibatch_indices = orig
-  T._chunk = jax.jit(T._run_chunk, static_argnames=T._STATIC, donate_argnums=0)
+  T._chunk = jax.jit(T._checked(T._run_chunk), static_argnames=T._STATIC, donate_argnums=0)
   print(f"minibatch {name}: top_k {a:,.0f} steps/s, choice(replace=False) {b:,.0f} steps/s", flush=True)
 
 class LSTMSeparate(M.LSTM):
@@ -53,7 +53,7 @@ sep = LSTMSeparate(1, 4, 1, None)
 a = bench(exp); b = bench(exp, sep, type(exp.objective)(sep))
 print(f"lstm gates: fused [H,4H] matmul {a:,.0f} steps/s, four separate gates {b:,.0f} steps/s", flush=True)
 
-nodonate = jax.jit(T._run_chunk, static_argnames=T._STATIC)
+nodonate = jax.jit(T._checked(T._run_chunk), static_argnames=T._STATIC)
 for name in ["mlp", "vae"]:
   exp = E.PREPARERS[name]()
   a = bench(exp)

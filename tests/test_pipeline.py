@@ -58,10 +58,11 @@ def _events(monkeypatch, ahead_max_s):
 
 
 def test_the_next_chunk_is_dispatched_before_the_last_ones_callback(monkeypatch):
-  """Chunks measured at most AHEAD_MAX_S: from the second on, chunk k + 1 is dispatched before
-  chunk k's callback; over it (here: a bound below any time), each after; the same results."""
+  """Chunks measured at most AHEAD_MAX_S: chunk k + 1 is dispatched before chunk k's callback
+  (the second as soon as the first is seen short, the others before the last one's end is
+  seen); over it (here: a bound below any time), each after; the same results."""
   ahead, fast = _events(monkeypatch, 1e9)
-  assert ahead == [("dispatch", 10), ("callback", 10), ("dispatch", 20),
+  assert ahead == [("dispatch", 10), ("dispatch", 20), ("callback", 10),
                    ("dispatch", 30), ("callback", 20), ("dispatch", 40), ("callback", 30),
                    ("dispatch", 50), ("callback", 40), ("dispatch", 60), ("callback", 50),
                    ("callback", 60)]

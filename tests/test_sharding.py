@@ -28,7 +28,7 @@ K, STEPS, LOG_EVERY = 8, 60, 20  # 3 chunks of the same length: one compiled pro
 SCRIPT = r"""
 import json, re, sys
 import jax, numpy as np
-from dljax import data as D, models as M, objectives as O, train as T
+from dljax import data as D, groups, models as M, objectives as O, train as T
 
 out = sys.argv[1]
 K, STEPS, LOG_EVERY = (int(a) for a in sys.argv[2:5])
@@ -64,11 +64,11 @@ seeds2 = list(range(2 * K))
 whole = T.fit(rnn, O.mse(rnn), data, seed=seeds2, **kw)
 state2 = T.init_state(rnn, seeds2, T.adam())
 params, treedef = jax.tree.flatten(state2.params)
-member = T._step_bytes(O.mse(rnn), treedef,
+member = groups.step_bytes(O.mse(rnn), treedef,
                        tuple(jax.ShapeDtypeStruct(a.shape[1:], a.dtype) for a in params),
                        tuple((k, jax.ShapeDtypeStruct((4, *np.shape(v)[1:]), np.float32))
                              for k, v in data.items()))
-T.MEMBER_GROUP_BYTES = 2 * DEVICES * member
+groups.MEMBER_GROUP_BYTES = 2 * DEVICES * member
 group = T.member_group(O.mse(rnn), state2, data, 4, jax.devices())
 grouped = T.fit(rnn, O.mse(rnn), data, seed=seeds2, **kw)
 leaves = jax.tree.leaves(sharded.state)

@@ -10,6 +10,7 @@ import pytest
 from scipy import stats
 
 from dljax import data as D
+from dljax import groups
 from dljax import models as M
 from dljax import objectives as O
 from dljax import resources
@@ -362,14 +363,14 @@ def test_jaxpr_bytes_count_every_value_made():
   """Against a hand count: sin and mul of [10] float32 make 40 bytes each; a scan of 3 steps
   makes its carry (40) and stacked outputs (3 x 40), and its body one product (40)."""
   x = jnp.ones(10, jnp.float32)
-  assert T._jaxpr_bytes(jax.make_jaxpr(lambda x: jnp.sin(x) * 2)(x).jaxpr) == 80
+  assert groups.jaxpr_bytes(jax.make_jaxpr(lambda x: jnp.sin(x) * 2)(x).jaxpr) == 80
   scan = lambda x: jax.lax.scan(lambda c, _: (c * 2, c), x, None, length=3)
-  assert T._jaxpr_bytes(jax.make_jaxpr(scan)(x).jaxpr) == 40 + 120 + 40
+  assert groups.jaxpr_bytes(jax.make_jaxpr(scan)(x).jaxpr) == 40 + 120 + 40
 
 
 def _one_member_bytes(objective, state, batch, dtype=jnp.float32):
   leaves, treedef = jax.tree.flatten(state.params)
-  return T._step_bytes(objective, treedef,
+  return groups.step_bytes(objective, treedef,
                        tuple(jax.ShapeDtypeStruct(a.shape[1:], a.dtype) for a in leaves),
                        tuple((k, jax.ShapeDtypeStruct(v, dtype)) for k, v in batch.items()))
 
@@ -389,7 +390,7 @@ def test_member_group_is_the_largest_divisor_within_the_budget(monkeypatch):
       (12, None, None, None), (3.5, None, None, 3), (5.5, None, None, 4), (0.5, None, None, 1),
       (5.5, None, member_data, 4), (7, [cpu, cpu], None, 3), (5, [cpu, cpu], None, 2),
       (0.5, [types.SimpleNamespace(platform="gpu")], None, None)]:
-    monkeypatch.setattr(T, "MEMBER_GROUP_BYTES", budget * per_member)
+    monkeypatch.setattr(groups, "MEMBER_GROUP_BYTES", budget * per_member)
     got = T.member_group(objective, state, data or {"y": _RING}, 50, devices=devices,
                          member_data=data is not None)
     assert got == want, (budget, devices, data is not None)
@@ -407,7 +408,7 @@ def test_member_groups_train_the_same_members_in_order(monkeypatch):
                                              batch_size=50, seed=seeds, **kw).host["chunk"]
   at_once = estimate()
   state = T.init_state(_VAE, seeds, T.adam())
-  monkeypatch.setattr(T, "MEMBER_GROUP_BYTES",
+  monkeypatch.setattr(groups, "MEMBER_GROUP_BYTES",
                       2 * _one_member_bytes(O.neg_elbo(_VAE), state, {"y": (50, 2)}))
   assert T.member_group(O.neg_elbo(_VAE), state, {"y": _RING}, 50) == 2
   cache = T._chunk_ensemble._cache_size()
@@ -422,7 +423,7 @@ def test_member_groups_train_the_same_members_in_order(monkeypatch):
   monkeypatch.setattr(T, "_chunk_program", lambda *a: (seen.append(a[-1]), chunk_program(*a))[1])
   # fit casts the float32 data to bfloat16, and the estimate must count the same batches
   half = T.init_state(_VAE, seeds, T.adam(), jnp.bfloat16)
-  monkeypatch.setattr(T, "MEMBER_GROUP_BYTES", 2 * _one_member_bytes(
+  monkeypatch.setattr(groups, "MEMBER_GROUP_BYTES", 2 * _one_member_bytes(
       O.neg_elbo(_VAE), half, {"y": (50, 2)}, jnp.bfloat16))
   kw = dict(steps=10, batch_size=50, seed=seeds, log_every=10, dtype=jnp.bfloat16)
   resources.estimate(_VAE, O.neg_elbo(_VAE), {"y": _RING}, compile=False, **kw)
