@@ -49,7 +49,7 @@ def verdict(params: Any) -> tuple[jax.Array, Any]:
   return jnp.all(jnp.stack(jax.tree.leaves(finite))), finite
 
 
-_copy = jax.jit(lambda state: jax.tree.map(jnp.copy, state))  # the callback's, before donation
+copied = jax.jit(lambda state: jax.tree.map(jnp.copy, state))  # one program for every leaf
 
 
 def _check_finite(terms: Mapping[str, np.ndarray], every: jax.Array, finite: Any,
@@ -115,7 +115,7 @@ def run(chunk: Callable[[Any, int], tuple[Any, dict, tuple]], state: Any, start_
   while flight is not None:
     state, terms, (every, finite), done, length, dispatched = flight
     last = done == steps
-    kept = _copy(state) if callback is not None and not last else None
+    kept = copied(state) if callback is not None and not last else None
     flight = _dispatch(chunk, state, next(ends)) if ahead and not last else None
     terms = jax.tree.map(np.asarray, _dist.addressable(terms))  # waits for the chunk
     chunk_s, seen = time.perf_counter() - max(dispatched, seen), time.perf_counter()

@@ -324,12 +324,12 @@ def _start(model, objective, optimizer, dtype, seeds, ensemble, state, arrays, d
            batch_size, member_data=False, epochs=False):
   """(state, train_key, arrays, chunk program, first step): the seed's initial state or a copy of
   ``state``, placed on ``devices`` with the program that runs a chunk there."""
-  if state is None:
-    state, train_key = _init_and_keys(model, optimizer, dtype, seeds, ensemble)
+  if state is None:  # step 0, known without waiting for the initial state
+    (state, train_key), start_step = _init_and_keys(model, optimizer, dtype, seeds, ensemble), 0
   else:  # resume: only the keys; the caller's arrays must survive the donation to the chunk
-    state = jax.tree.map(jnp.copy, _dist.addressable(state))
+    start_step = int(np.max(np.asarray(state.step)))  # before the state is split across processes
+    state = chunks.copied(_dist.addressable(state))
     train_key = _train_keys(jnp.asarray(seeds if ensemble else seeds[0]), ensemble=ensemble)
-  start_step = int(np.max(np.asarray(state.step)))  # before the state is split across processes
   if devices is not None:  # members split across the devices; jit follows these shardings
     split, data_split = _shardings(ensemble, devices, member_data)
     state, train_key = _dist.place((state, train_key), split)

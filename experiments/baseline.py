@@ -73,6 +73,10 @@ def against_fit(exp, members: int, steps: int, repeats: int, timed_s: float = 1.
       jax.block_until_ready(runs[name]())
       times[name].append(time.perf_counter() - t0)
   rate = {name: steps / statistics.median(t) for name, t in times.items()}
+  # each repeat's own ratio (its two calls back to back): their quartiles show the noise
+  pairs = [b / f for f, b in zip(times["fit"], times["baseline"])]
+  q1, _, q3 = statistics.quantiles(pairs, n=4) if len(pairs) > 1 else pairs * 3
   return {"members": members, "steps": steps, "fit_steps_per_s": rate["fit"],
           "baseline_steps_per_s": rate["baseline"],
-          "fit_over_baseline": rate["fit"] / rate["baseline"], "repeats": repeats}
+          "fit_over_baseline": rate["fit"] / rate["baseline"], "repeats": repeats,
+          "ratio_quartiles": [q1, q3]}

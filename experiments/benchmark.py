@@ -365,12 +365,14 @@ def _front_end_tables(results: dict) -> list[str]:
         "fit against a hand-written fused loop (jit of a lax.scan of optax.adam steps, randint "
         "minibatches, vmap over seeds), one device, interleaved in one run; medians of the "
         "repeats (at least --repeats, and enough for 1 s of calls per side, 0.1 s with "
-        f"--tiny, at most {baseline.MAX_REPEATS}).",
+        f"--tiny, at most {baseline.MAX_REPEATS}); the last column: the quartiles of the "
+        "repeats' own ratios.",
         ("example", "K", "steps", "repeats", "fit steps/s", "hand-written steps/s",
-         "fit / hand-written"),
+         "fit / hand-written", "repeats' ratios"),
         [[r["example"], str(r["members"]), f"{r['steps']:,}", str(r["repeats"]),
           f"{r['fit_steps_per_s']:,.0f}", f"{r['baseline_steps_per_s']:,.0f}",
-          f"{r['fit_over_baseline']:.2f}x"]
+          f"{r['fit_over_baseline']:.2f}x",
+          "{:.2f}-{:.2f}".format(*r["ratio_quartiles"])]
          for r in results["baseline"]])
   if "flax" in results:
     out += _md_table(

@@ -32,6 +32,7 @@ def test_tiny_benchmark_writes_json_table_and_plots(tmp_path):
   base = results["baseline"]  # fit against a hand-written loop, both measured in one run
   assert {(r["example"], r["members"]) for r in base} == {("mlp", 1), ("mlp", 4)}
   assert all(r["fit_steps_per_s"] > 0 and r["baseline_steps_per_s"] > 0 for r in base)
+  assert all(0 < r["ratio_quartiles"][0] <= r["ratio_quartiles"][1] for r in base)
   assert "hand-written" in table
   flax = results["flax"]  # the Flax front-ends: the same compiled programs as model.apply
   assert {r["program"] for r in flax} == {"fwd", "step", "fused"}
