@@ -16,6 +16,9 @@ Sections:
             analysis of one step times steps/s) against the machine's matmul peak, measured in
             the same run by a large float32 ``jnp.dot``;
   ensemble  each example's wall time for K members (1 to 256) as one vmapped program;
+  flax      the Flax front-ends against model.apply (flax_cost.py);
+  baseline  fit against the fused loop a user writes by hand (baseline.py), K = 1 at the
+            tutorial's steps and K = 64, interleaved, with the quartiles of the repeats' ratios;
   launcher  each launcher's marginal steps/s against fit's in this process (launcher_cost.py).
 Each sweep point also records how many programs were compiled for it (1 for a new shape).
 """
