@@ -27,8 +27,8 @@ import optax
 
 from dljax import checks, chunks, sampler
 from dljax import distributed as _dist
-from dljax.groups import member_group
 from dljax.chunks import DivergenceError  # noqa: F401 (raised by fit; dljax.train's name for it)
+from dljax.groups import member_group
 
 Array = jax.Array
 Params = Any
@@ -197,6 +197,7 @@ _STATIC = ("objective", "optimizer", "batch_size", "length", "epochs")
 _chunk = jax.jit(_checked(_run_chunk), static_argnames=_STATIC, donate_argnums=0)
 _ENSEMBLE_STATIC = (*_STATIC, "group")  # the ensembles' programs also take their member groups
 
+
 def _in_groups(run, group, *members):
   """``run(*members)``, or ``lax.map`` of it over consecutive groups of ``group`` members."""
   k = jax.tree.leaves(members[0])[0].shape[0]
@@ -327,8 +328,9 @@ def _start(model, objective, optimizer, dtype, seeds, ensemble, state, arrays, d
   if state is None:  # step 0, known without waiting for the initial state
     (state, train_key), start_step = _init_and_keys(model, optimizer, dtype, seeds, ensemble), 0
   else:  # resume: only the keys; the caller's arrays must survive the donation to the chunk
+    state = _dist.addressable(state)
     start_step = int(np.max(np.asarray(state.step)))  # before the state is split across processes
-    state = chunks.copied(_dist.addressable(state))
+    state = chunks.copied(state)
     train_key = _train_keys(jnp.asarray(seeds if ensemble else seeds[0]), ensemble=ensemble)
   if devices is not None:  # members split across the devices; jit follows these shardings
     split, data_split = _shardings(ensemble, devices, member_data)
