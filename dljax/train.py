@@ -181,14 +181,14 @@ def _scan(step, state, drawn):
   return state, jax.tree.map(lambda a: a[None], terms)
 
 
-def _checked(run: Callable) -> Callable:
-  """``run``'s (state, terms) and ``chunks.verdict`` on the new parameters, in one program: a
+def _checked(run: Callable, verdict: Callable = chunks.verdict) -> Callable:
+  """``run``'s (state, terms) and ``verdict`` on the new parameters; jitted, in one program: a
   check of its own would run between two chunks, on their critical path (BUILD_NOTES.md,
   Decisions: the verdict in the chunk)."""
   @functools.wraps(run)  # the same name and signature (static_argnames) as run's
   def chunk(*args, **kwargs):
     state, terms = run(*args, **kwargs)
-    return state, terms, chunks.verdict(state.params)
+    return state, terms, verdict(state.params)
   chunk.__name__ = getattr(run, "func", run).__name__  # a partial's: its function's
   return chunk
 
@@ -254,16 +254,9 @@ def _chunk_sharded(state, train_key, data, objective, optimizer, batch_size, len
                        out_specs=members, check_vma=False)(state, train_key, data)
 
 
+# The sharded chunk's verdict, a program of its own after it: inside the chunk it would add a
+# collective across the devices (and processes) to a program that has none.
 _verdict = jax.jit(chunks.verdict)
-
-
-def _then_verdict(run: Callable) -> Callable:
-  """The sharded chunk, then its verdict as a program of its own: inside the chunk it would add
-  a collective across the devices (and processes) to a program that has none."""
-  def chunk(*args, **kwargs):
-    state, terms = run(*args, **kwargs)
-    return state, terms, _verdict(state.params)
-  return chunk
 
 
 def init_state(model: Any, seed: int | Sequence[int], optimizer: optax.GradientTransformation,
@@ -338,7 +331,7 @@ def _start(model, objective, optimizer, dtype, seeds, ensemble, state, arrays, d
     arrays = _dist.place(arrays, data_split)
   group = member_group(objective, state, arrays, batch_size, devices, member_data)
   run, static = _chunk_program(ensemble, devices, member_data, epochs, group)
-  run = _then_verdict(run) if run is _chunk_sharded else run
+  run = _checked(run, _verdict) if run is _chunk_sharded else run
   return state, train_key, arrays, functools.partial(run, **static), start_step
 
 
