@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -28,6 +28,7 @@ from dljax import distributed as _dist
 
 AHEAD_MAX_S = 0.25  # chunks this short (as last measured) are dispatched one ahead
 PROGRESS_S = 1.0  # at most one progress line a second, and the last chunk's
+JOIN_S = 0.1  # joined chunks (fit without a callback) take about this long
 
 log = logging.getLogger("dljax.train")  # the progress lines are fit's
 
@@ -52,13 +53,27 @@ def verdict(params: Any) -> tuple[jax.Array, Any]:
 copied = jax.jit(lambda state: jax.tree.map(jnp.copy, state))  # one program for every leaf
 
 
-def _check_finite(terms: Mapping[str, np.ndarray], every: jax.Array, finite: Any,
-                  first_step: int) -> None:
+def _check_finite(terms: Mapping[str, np.ndarray], every: Any, finite: Any, first_step: int,
+                  length: int) -> None:
   """Raises DivergenceError naming the first step and loss term (or parameter) not finite.
 
   ``terms[name][..., i]`` is the loss at step ``first_step + i + 1`` (counting steps from 1);
-  ``every`` and ``finite`` are the chunk's ``verdict`` on its parameters.
+  ``every`` and ``finite`` are the chunk's ``verdict`` on its parameters, or a joined chunk's
+  verdicts after each ``length`` steps (stacked), checked in order after that part's terms.
   """
+  every, parts = np.asarray(every), -(-next(iter(terms.values())).shape[-1] // length)
+  joined = every.ndim == 1  # a joined program's verdicts [most], the first ``parts`` written
+  every = every[:parts] if joined else every.reshape(1)  # a scalar a part; names on failure
+  if every.all() and all(np.isfinite(v).all() for v in terms.values()):
+    return
+  for j in range(every.size):
+    part = {k: v[..., j * length:(j + 1) * length] for k, v in terms.items()}
+    at = (lambda a: a[j]) if joined else (lambda a: a)
+    _check_part(part, bool(every[j]), lambda: jax.tree.map(at, finite), first_step + j * length)
+
+
+def _check_part(terms: Mapping[str, np.ndarray], every: bool, finite: Callable[[], Any],
+                first_step: int) -> None:
   first = {}
   for name, v in terms.items():
     if not np.isfinite(v).all():  # which step, only on failure
@@ -70,9 +85,9 @@ def _check_finite(terms: Mapping[str, np.ndarray], every: jax.Array, finite: Any
     listed = ", ".join(repr(k) for k in names)
     raise DivergenceError(f"training diverged at step {step}: non-finite loss terms {listed}",
                           step, names[-1])
-  if bool(every):  # one scalar to the host per chunk; the names only on failure
+  if every:
     return
-  for path, ok in jax.tree_util.tree_flatten_with_path(finite)[0]:
+  for path, ok in jax.tree_util.tree_flatten_with_path(finite())[0]:
     if not bool(ok):
       name = jax.tree_util.keystr(path)
       step = first_step + next(iter(terms.values())).shape[-1]
@@ -80,49 +95,58 @@ def _check_finite(terms: Mapping[str, np.ndarray], every: jax.Array, finite: Any
                             step, name)
 
 
-def _ends(start_step: int, steps: int, log_every: int) -> Iterator[tuple[int, int]]:
-  """(steps done after the chunk, its length) of each chunk. Chunks end at multiples of
-  log_every (counted from step 0), so a resumed run stops where an uninterrupted one does, and
-  callbacks (checkpoints) see the same steps."""
-  done = 0
-  while done < steps:
-    length = min(log_every - (start_step + done) % log_every, steps - done)
-    done += length
-    yield done, length
+class _Plan:
+  """The chunks' ends: (steps done after the chunk, its length, chunks of log_every joined in
+  it). Chunks end at multiples of log_every (counted from step 0), so a resumed run stops where
+  an uninterrupted one does, and callbacks (checkpoints) see the same steps; whole chunks may be
+  joined, a part chunk (the first after a resume, the last) never is."""
+
+  def __init__(self, start_step: int, steps: int, log_every: int):
+    self.start_step, self.steps, self.log_every, self.done = start_step, steps, log_every, 0
+
+  def next(self, count: int = 1) -> tuple[int, int, int]:
+    length = min(self.log_every - (self.start_step + self.done) % self.log_every,
+                 self.steps - self.done)
+    count = min(count, (self.steps - self.done) // length) if length == self.log_every else 1
+    self.done += length * count
+    return self.done, length, count
 
 
-def _dispatch(chunk: Callable, state: Any, end: tuple[int, int]) -> tuple:
-  """A dispatched chunk: (its state, terms, verdict, steps done after it, length, when
-  dispatched)."""
-  done, length = end
+def _dispatch(chunk: Callable, state: Any, end: tuple[int, int, int]) -> tuple:
+  """A dispatched chunk: (its state, terms, verdict, steps done after it, length, joined count,
+  when dispatched)."""
+  done, length, count = end
   t = time.perf_counter()
-  return (*chunk(state, length), done, length, t)
+  return (*chunk(state, length, count), done, length, count, t)
 
 
-def run(chunk: Callable[[Any, int], tuple[Any, dict, tuple]], state: Any, start_step: int,
-        steps: int, log_every: int,
-        callback: Callable | None) -> tuple[Any, dict, dict[str, float]]:
-  """``steps`` steps from ``start_step``, ``chunk(state, length) -> (state, terms, verdict)`` at
-  a time, each followed by its checks, a progress line (the first chunk's, then at most one a
-  PROGRESS_S, and the last's) and ``callback(state, terms, seconds)``; returns the final state,
-  the history and the timings (seconds: total, first_chunk with compilation, and steps_per_s
-  after it). A chunk's seconds run from its start (its dispatch, or the last chunk's end if
-  later) to when its end is seen."""
-  ends, chunks, timings = _ends(start_step, steps, log_every), [], {}
+def run(chunk: Callable[[Any, int, int], tuple[Any, dict, tuple]], state: Any, start_step: int,
+        steps: int, log_every: int, callback: Callable | None,
+        most: int = 1) -> tuple[Any, dict, dict[str, float]]:
+  """``steps`` steps from ``start_step``, ``chunk(state, length, count) -> (state, terms,
+  verdict)`` at a time, each followed by its checks, a progress line (the first chunk's, then
+  at most one a PROGRESS_S, and the last's) and ``callback(state, terms, seconds)``; returns the
+  final state, the history and the timings (seconds: total, first_chunk with compilation, and
+  steps_per_s after it). A chunk's seconds run from its start (its dispatch, or the last chunk's
+  end if later) to when its end is seen. With ``most`` > 1, once a chunk's time is seen, whole
+  chunks are joined ``count`` (at most ``most``) to a program, about JOIN_S seconds of steps."""
+  plan, chunks, timings, count = _Plan(start_step, steps, log_every), [], {}, 1
   t0 = seen = time.perf_counter()
   logged = t0 - PROGRESS_S  # so that the first chunk has its line
-  flight, ahead = _dispatch(chunk, state, next(ends)), False
+  flight, ahead = _dispatch(chunk, state, plan.next()), False
   while flight is not None:
-    state, terms, (every, finite), done, length, dispatched = flight
+    state, terms, (every, finite), done, length, joined, dispatched = flight
     last = done == steps
     kept = copied(state) if callback is not None and not last else None
-    flight = _dispatch(chunk, state, next(ends)) if ahead and not last else None
-    terms = jax.tree.map(np.asarray, _dist.addressable(terms))  # waits for the chunk
+    flight = _dispatch(chunk, state, plan.next(count)) if ahead and not last else None
+    terms = jax.tree.map(lambda a: np.asarray(a)[..., :length * joined], _dist.addressable(terms))
     chunk_s, seen = time.perf_counter() - max(dispatched, seen), time.perf_counter()
     ahead = chunk_s <= AHEAD_MAX_S and jax.process_count() == 1
+    if most > 1:  # chunks of about JOIN_S from now on
+      count = max(1, min(most, int(JOIN_S * joined / max(chunk_s, 1e-9))))
     if ahead and flight is None and not last:  # seen short: the next one goes before the host work
-      flight = _dispatch(chunk, state, next(ends))
-    _check_finite(terms, every, finite, start_step + done - length)
+      flight = _dispatch(chunk, state, plan.next(count))
+    _check_finite(terms, every, finite, start_step + done - length * joined, length)
     timings.setdefault("first_chunk", chunk_s)
     if last or seen - logged >= PROGRESS_S:
       logged, rate = seen, done / (seen - t0)
@@ -133,7 +157,7 @@ def run(chunk: Callable[[Any, int], tuple[Any, dict, tuple]], state: Any, start_
     if callback is not None:  # a copy: the chunk's state is donated to (deleted by) the next
       callback(_dist.addressable(state) if last else _dist.addressable(kept), terms, chunk_s)
     if flight is None and not last:
-      flight = _dispatch(chunk, state, next(ends))
+      flight = _dispatch(chunk, state, plan.next(count))
   timings["total"] = time.perf_counter() - t0
   rest, rest_steps = timings["total"] - timings["first_chunk"], steps - chunks[0]["loss"].shape[-1]
   timings["steps_per_s"] = rest_steps / rest if rest_steps else steps / timings["total"]

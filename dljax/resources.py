@@ -95,6 +95,9 @@ def _abstract(tree: Any, sharding: Any = None) -> Any:
   return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), tree)
 
 
+_CALLBACK = object()  # a stand-in callback for join_most: fit as dljax.run calls it
+
+
 def _program(ensemble: bool, member_data: bool, epochs: bool, devices, state, key, data,
              objective, batch_size):
   """(the jitted chunk ``fit`` runs, its extra static arguments, devices, abstract arguments)."""
@@ -110,10 +113,11 @@ def _program(ensemble: bool, member_data: bool, epochs: bool, devices, state, ke
 def estimate(model: Any, objective: Any, data: dict[str, Any], *, steps: int, batch_size: int,
              seed: Any = 0, optimizer: Any = None, log_every: int = 1000,
              dtype: Any = jnp.float32, devices: Any = None, member_data: bool = False,
-             sampling: str = "subsets", compile: bool = True) -> Estimate:
+             sampling: str = "subsets", compile: bool = True, joined: bool = False) -> Estimate:
   """The memory of ``train.fit`` with these arguments (checked as ``fit`` checks them), with
   nothing allocated. ``compile=False`` skips XLA's analysis: the chunk is then its state and
-  loss terms only, without temporaries."""
+  loss terms only, without temporaries. ``joined``: of ``fit`` without a callback, whose program
+  may join chunks (``train.join_most``); else of ``fit`` with one, as ``dljax.run`` calls it."""
   seeds, ensemble = checks.seeds(seed)
   optimizer = T.adam() if optimizer is None else optimizer
   dtype, members = jnp.dtype(dtype), len(seeds) if ensemble else 1
@@ -128,6 +132,10 @@ def estimate(model: Any, objective: Any, data: dict[str, Any], *, steps: int, ba
       state, key, arrays, objective, int(batch_size))
   static = dict(static, objective=objective, optimizer=optimizer, batch_size=batch_size,
                 length=length)
+  most = T.join_most(None if joined else _CALLBACK, T._check_devices(devices, seeds, ensemble),
+                     members, int(steps), int(log_every))
+  if most > 1:  # fit without a callback: the program that joins chunks, its terms [most L]
+    static["most"], arguments = most, (*arguments, 1)
   if not compile:
     terms = jax.eval_shape(functools.partial(program, **static), *arguments)[1]
     chunk = _nbytes(state) + _nbytes(terms)  # {name: [(K,) length]}
@@ -136,7 +144,7 @@ def estimate(model: Any, objective: Any, data: dict[str, Any], *, steps: int, ba
     terms, m = lowered.out_info[1], lowered.compile().memory_analysis()
     chunk = n_devices * (m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
                          - m.alias_size_in_bytes) - _nbytes(arrays)
-  history = HISTORY_COPIES * _nbytes(terms) * int(steps) // length
+  history = HISTORY_COPIES * _nbytes(terms) * int(steps) // (length * most)
   if jax.default_backend() == "cpu":
     return Estimate({"chunk": chunk, "history": history, "state": STATE_COPIES * _nbytes(state)},
                     {})

@@ -184,16 +184,37 @@ def _scan(step, state, drawn):
 def _checked(run: Callable, verdict: Callable = chunks.verdict) -> Callable:
   """``run``'s (state, terms) and ``verdict`` on the new parameters; jitted, in one program: a
   check of its own would run between two chunks, on their critical path (BUILD_NOTES.md,
-  Decisions: the verdict in the chunk)."""
-  @functools.wraps(run)  # the same name and signature (static_argnames) as run's
-  def chunk(*args, **kwargs):
-    state, terms = run(*args, **kwargs)
-    return state, terms, verdict(state.params)
+  Decisions: the verdict in the chunk).
+
+  Given ``most`` > 1 (static) and ``count`` <= ``most`` (traced), the program runs ``count``
+  chunks of ``length`` steps one after another in a loop: the terms [..., most * length] (the
+  first ``count * length`` written) and a verdict after each chunk, stacked [most]. ``fit``
+  joins chunks so without a callback, one program for any ``count`` (Decisions: joined chunks).
+  """
+  def chunk(state, train_key, data, count=1, *, most=1, **static):
+    one = lambda s: run(s, train_key, data, **static)
+    if most == 1:
+      state, terms = one(state)
+      return state, terms, verdict(state.params)
+    length = static["length"]
+    stack = lambda a: jnp.zeros((most, *a.shape), a.dtype)
+    verdicts = jax.tree.map(stack, jax.eval_shape(lambda s: verdict(s.params), state))
+    terms = jax.tree.map(lambda a: jnp.zeros((*a.shape[:-1], most * length), a.dtype),
+                         jax.eval_shape(one, state)[1])
+
+    def body(i, carry):
+      state, terms, verdicts = carry
+      state, new = one(state)
+      put = lambda a, b: jax.lax.dynamic_update_slice_in_dim(a, b, i * length, a.ndim - 1)
+      verdicts = jax.tree.map(lambda a, b: a.at[i].set(b), verdicts, verdict(state.params))
+      return state, jax.tree.map(put, terms, new), verdicts
+
+    return jax.lax.fori_loop(0, count, body, (state, terms, verdicts))
   chunk.__name__ = getattr(run, "func", run).__name__  # a partial's: its function's
   return chunk
 
 
-_STATIC = ("objective", "optimizer", "batch_size", "length", "epochs")
+_STATIC = ("objective", "optimizer", "batch_size", "length", "epochs", "most")  # "most": joined
 _chunk = jax.jit(_checked(_run_chunk), static_argnames=_STATIC, donate_argnums=0)
 _ENSEMBLE_STATIC = (*_STATIC, "group")  # the ensembles' programs also take their member groups
 
@@ -231,7 +252,7 @@ _chunk_members = jax.jit(_checked(functools.partial(_run_ensemble, member_data=T
                          static_argnames=_ENSEMBLE_STATIC, donate_argnums=0)
 
 
-@functools.partial(jax.jit, static_argnames=(*_ENSEMBLE_STATIC, "mesh", "member_data"),
+@functools.partial(jax.jit, static_argnames=(*_STATIC[:-1], "group", "mesh", "member_data"),
                    donate_argnums=0)
 def _chunk_sharded(state, train_key, data, objective, optimizer, batch_size, length, mesh,
                    member_data=False, epochs=False, group=None):
@@ -356,6 +377,21 @@ def _chunk_program(ensemble: bool, devices, member_data: bool = False, epochs: b
   return run, static
 
 
+JOIN_MOST = 16  # chunks of log_every steps joined into one program at most (without a callback)
+JOIN_TERM_BYTES = 4 * 2**20  # ... while a loss term's buffer for them stays within this
+
+
+def join_most(callback: Callback | None, devices, members: int, steps: int,
+              log_every: int) -> int:
+  """How many chunks of ``log_every`` steps ``fit``'s program may join: JOIN_MOST without a
+  callback (which is promised each chunk) on one device when the run has two whole chunks and
+  the terms' buffer is small; else 1, the chunk program alone."""
+  if (callback is not None or devices is not None or steps < 2 * log_every
+      or members * log_every * JOIN_MOST * 4 > JOIN_TERM_BYTES):
+    return 1
+  return JOIN_MOST
+
+
 def fit(model: Any, objective: Objective, data: Mapping[str, Any], *, steps: int, batch_size: int,
         seed: int | Sequence[int] = 0, optimizer: optax.GradientTransformation | None = None,
         log_every: int = 1000, dtype: Any = jnp.float32, state: TrainState | None = None,
@@ -372,7 +408,8 @@ def fit(model: Any, objective: Objective, data: Mapping[str, Any], *, steps: int
     seed: an integer, or a sequence of integers to train an ensemble as one vmapped program.
     optimizer: an Optax optimizer; default ``adam(1e-3)``. Pass the same object again to reuse
       the compiled program.
-    log_every: steps per compiled chunk (progress lines: at most one a second).
+    log_every: steps per chunk (progress lines: at most one a second). Without a callback,
+      whole chunks are joined, up to JOIN_MOST to one call of the same program.
     dtype: the floating dtype of parameters and data.
     state: continue from this state instead of the seed's initial one (its tree, shapes and
       dtypes must be ``init_state(model, seed, optimizer, dtype)``'s).
@@ -416,6 +453,13 @@ def fit(model: Any, objective: Objective, data: Mapping[str, Any], *, steps: int
   state, train_key, arrays, run, start_step = _start(model, objective, optimizer, dtype, seeds,
                                                      ensemble, state, arrays, devices,
                                                      int(batch_size), bool(member_data), epochs)
-  chunk = lambda s, length: run(s, train_key, arrays, objective=objective, optimizer=optimizer,
-                               batch_size=int(batch_size), length=length)
-  return FitResult(*chunks.run(chunk, state, start_step, int(steps), int(log_every), callback))
+  most = join_most(callback, devices, len(seeds) if ensemble else 1, int(steps), int(log_every))
+
+  def chunk(s, length, count=1):  # count chunks of log_every steps joined in one program
+    joined = (count,) if most > 1 and length == log_every else ()
+    return run(s, train_key, arrays, *joined, **({"most": most} if joined else {}),
+               objective=objective, optimizer=optimizer, batch_size=int(batch_size),
+               length=length)
+
+  return FitResult(*chunks.run(chunk, state, start_step, int(steps), int(log_every), callback,
+                               most))

@@ -93,7 +93,7 @@ class Bench:
     from dljax import resources  # noqa: PLC0415
 
     try:
-      resources.check(resources.estimate(exp.model, exp.objective, exp.data, **kw))
+      resources.check(resources.estimate(exp.model, exp.objective, exp.data, joined=True, **kw))
     except resources.TooLarge as e:
       common.fail(f"--sections: {exp.name} with {kw.get('seed')!r} as seed(s): {e}; "
                   "--allow_large runs it anyway")

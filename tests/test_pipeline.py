@@ -101,6 +101,69 @@ def test_divergence_with_chunks_dispatched_ahead_is_raised_before_the_callback(m
 
 
 # ----------------------------------------------------------------------------------------------
+# Joined chunks: without a callback, whole chunks run several to a program.
+
+
+def _joins(monkeypatch, join_s, events=None, **kw):
+  """fit's dispatches as (steps done after, length, chunks joined), chunks.JOIN_S = join_s."""
+  events = [] if events is None else events
+  monkeypatch.setattr(chunks, "JOIN_S", join_s)
+
+  def spy(chunk, state, end):
+    events.append(end)
+    return _DISPATCH(chunk, state, end)
+
+  monkeypatch.setattr(chunks, "_dispatch", spy)
+  return events, _fit(**kw)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(seed=[0, 1, 2]), dict(sampling="epochs"),
+                                dict(steps=97, state=T.init_state(_MODEL, 0, T.adam()))])
+def test_joined_chunks_train_bitwise_as_one_program_a_chunk(monkeypatch, kw):
+  """Without a callback, once a chunk is seen, whole chunks of log_every steps run up to
+  JOIN_MOST to a program (part chunks alone): the same state and history, bitwise, as a run
+  whose callback sees every chunk; one program for any number joined (no recompilation)."""
+  if "state" in kw:  # a resumed run from step 13: a part chunk first
+    kw["state"] = T.fit(_MODEL, O.mse(_MODEL), _data(), steps=13, batch_size=5, log_every=10).state
+  programs = lambda: T._chunk._cache_size() + T._chunk_ensemble._cache_size()
+  joined, fast = _joins(monkeypatch, 1e9, **kw)
+  again, count = _joins(monkeypatch, 0.0, **kw)[0], programs()
+  _joins(monkeypatch, 1e9, **kw)
+  assert programs() == count
+  slow = _fit(callback=lambda *a: None, **kw)
+  _same(fast.state, slow.state)
+  for name in slow.history:
+    assert fast.history[name].tobytes() == slow.history[name].tobytes()
+  assert max(c for _, _, c in joined) > 1 and {c for _, _, c in again} == {1}
+  start = 13 if "state" in kw else 0
+  lengths = [(length, c) for _, length, c in joined]
+  assert sum(length * c for length, c in lengths) == kw.get("steps", 60)
+  assert all(c == 1 for length, c in lengths if length != 10)
+  assert [done for done, _, _ in joined] == sorted({done for done, _, _ in joined})
+  assert all((start + done) % 10 == 0 or done == kw.get("steps", 60) for done, _, _ in joined)
+
+
+def test_nan_parameters_inside_a_joined_chunk_name_the_step_of_their_part(monkeypatch):
+  """Update 40 makes the parameters NaN inside a joined chunk (steps 11-100): the verdict after
+  each part names step 40 and the parameter, as when every chunk is a program of its own."""
+  events = []
+  with pytest.raises(T.DivergenceError, match=r"by step 40: parameter \['A'\] is not finite"):
+    _joins(monkeypatch, 1e9, events, steps=100,
+           optimizer=optax.chain(optax.adam(1e-3), nan_after(39)))
+  assert max(c for _, _, c in events) > 1
+
+
+def test_join_most_only_without_a_callback_on_one_device():
+  """Joining is off with a callback, with devices given, under two whole chunks, or for a
+  large terms buffer."""
+  assert T.join_most(None, None, 1, 2000, 1000) == T.JOIN_MOST
+  assert T.join_most(lambda *a: None, None, 1, 10**6, 1000) == 1
+  assert T.join_most(None, jax.devices()[:1], 1, 10**6, 1000) == 1
+  assert T.join_most(None, None, 1, 1999, 1000) == 1
+  assert T.join_most(None, None, 10**4, 10**6, 1000) == 1
+
+
+# ----------------------------------------------------------------------------------------------
 # Checkpoints: when, and on which thread.
 
 
