@@ -61,19 +61,20 @@ def _check_finite(terms: Mapping[str, np.ndarray], every: Any, finite: Any, firs
   ``every`` and ``finite`` are the chunk's ``verdict`` on its parameters, or a joined chunk's
   verdicts after each ``length`` steps (stacked), checked in order after that part's terms.
   """
-  every, parts = np.asarray(every), -(-next(iter(terms.values())).shape[-1] // length)
-  joined = every.ndim == 1  # a joined program's verdicts [most], the first ``parts`` written
-  every = every[:parts] if joined else every.reshape(1)  # a scalar a part; names on failure
+  # a scalar per part to the host (a joined program's [most], the first parts written); the
+  # parameters' names only on failure
+  parts = -(-next(iter(terms.values())).shape[-1] // length)
+  every = np.asarray(every).reshape(-1)[:parts]
   if every.all() and all(np.isfinite(v).all() for v in terms.values()):
     return
-  for j in range(every.size):
+  for j in range(parts):
     part = {k: v[..., j * length:(j + 1) * length] for k, v in terms.items()}
-    at = (lambda a: a[j]) if joined else (lambda a: a)
-    _check_part(part, bool(every[j]), lambda: jax.tree.map(at, finite), first_step + j * length)
+    _check_part(part, bool(every[j]), finite, j, first_step + j * length)
 
 
-def _check_part(terms: Mapping[str, np.ndarray], every: bool, finite: Callable[[], Any],
+def _check_part(terms: Mapping[str, np.ndarray], every: bool, finite: Any, j: int,
                 first_step: int) -> None:
+  """_check_finite of part ``j``: its terms, then (``every`` false) its verdict in ``finite``."""
   first = {}
   for name, v in terms.items():
     if not np.isfinite(v).all():  # which step, only on failure
@@ -87,8 +88,8 @@ def _check_part(terms: Mapping[str, np.ndarray], every: bool, finite: Callable[[
                           step, names[-1])
   if every:
     return
-  for path, ok in jax.tree_util.tree_flatten_with_path(finite())[0]:
-    if not bool(ok):
+  for path, ok in jax.tree_util.tree_flatten_with_path(finite)[0]:
+    if not np.asarray(ok).reshape(-1)[j]:
       name = jax.tree_util.keystr(path)
       step = first_step + next(iter(terms.values())).shape[-1]
       raise DivergenceError(f"training diverged by step {step}: parameter {name} is not finite",
@@ -135,18 +136,18 @@ def run(chunk: Callable[[Any, int, int], tuple[Any, dict, tuple]], state: Any, s
   logged = t0 - PROGRESS_S  # so that the first chunk has its line
   flight, ahead = _dispatch(chunk, state, plan.next()), False
   while flight is not None:
-    state, terms, (every, finite), done, length, joined, dispatched = flight
+    state, terms, (every, finite), done, length, parts, dispatched = flight
     last = done == steps
     kept = copied(state) if callback is not None and not last else None
     flight = _dispatch(chunk, state, plan.next(count)) if ahead and not last else None
-    terms = jax.tree.map(lambda a: np.asarray(a)[..., :length * joined], _dist.addressable(terms))
+    terms = jax.tree.map(lambda a: np.asarray(a)[..., :length * parts], _dist.addressable(terms))
     chunk_s, seen = time.perf_counter() - max(dispatched, seen), time.perf_counter()
     ahead = chunk_s <= AHEAD_MAX_S and jax.process_count() == 1
     if most > 1:  # chunks of about JOIN_S from now on
-      count = max(1, min(most, int(JOIN_S * joined / max(chunk_s, 1e-9))))
+      count = max(1, min(most, int(JOIN_S * parts / max(chunk_s, 1e-9))))
     if ahead and flight is None and not last:  # seen short: the next one goes before the host work
       flight = _dispatch(chunk, state, plan.next(count))
-    _check_finite(terms, every, finite, start_step + done - length * joined, length)
+    _check_finite(terms, every, finite, start_step + done - length * parts, length)
     timings.setdefault("first_chunk", chunk_s)
     if last or seen - logged >= PROGRESS_S:
       logged, rate = seen, done / (seen - t0)

@@ -95,9 +95,6 @@ def _abstract(tree: Any, sharding: Any = None) -> Any:
   return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), tree)
 
 
-_CALLBACK = object()  # a stand-in callback for join_most: fit as dljax.run calls it
-
-
 def _program(ensemble: bool, member_data: bool, epochs: bool, devices, state, key, data,
              objective, batch_size):
   """(the jitted chunk ``fit`` runs, its extra static arguments, devices, abstract arguments)."""
@@ -132,8 +129,8 @@ def estimate(model: Any, objective: Any, data: dict[str, Any], *, steps: int, ba
       state, key, arrays, objective, int(batch_size))
   static = dict(static, objective=objective, optimizer=optimizer, batch_size=batch_size,
                 length=length)
-  most = T.join_most(None if joined else _CALLBACK, T._check_devices(devices, seeds, ensemble),
-                     members, int(steps), int(log_every))
+  most = T.join_most(T._check_devices(devices, seeds, ensemble), members,
+                     int(log_every)) if joined and length == int(log_every) else 1
   if most > 1:  # fit without a callback: the program that joins chunks, its terms [most L]
     static["most"], arguments = most, (*arguments, 1)
   if not compile:

@@ -196,15 +196,21 @@ def _checked(run: Callable, verdict: Callable = chunks.verdict) -> Callable:
     if most == 1:
       state, terms = one(state)
       return state, terms, verdict(state.params)
+    from jax.extend import core as jax_core  # noqa: PLC0415 (20 ms of import, only here)
+
     length = static["length"]
+    # traced once: its shapes size the buffers, and the loop's body runs the same jaxpr
+    traced, shapes = jax.make_jaxpr(one, return_shape=True)(state)
+    run_traced, outputs = jax_core.jaxpr_as_fun(traced), jax.tree.structure(shapes)
+    chunk_once = lambda s: jax.tree.unflatten(outputs, run_traced(*jax.tree.leaves(s)))
     stack = lambda a: jnp.zeros((most, *a.shape), a.dtype)
     verdicts = jax.tree.map(stack, jax.eval_shape(lambda s: verdict(s.params), state))
     terms = jax.tree.map(lambda a: jnp.zeros((*a.shape[:-1], most * length), a.dtype),
-                         jax.eval_shape(one, state)[1])
+                         shapes[1])
 
     def body(i, carry):
       state, terms, verdicts = carry
-      state, new = one(state)
+      state, new = chunk_once(state)
       put = lambda a, b: jax.lax.dynamic_update_slice_in_dim(a, b, i * length, a.ndim - 1)
       verdicts = jax.tree.map(lambda a, b: a.at[i].set(b), verdicts, verdict(state.params))
       return state, jax.tree.map(put, terms, new), verdicts
@@ -214,7 +220,7 @@ def _checked(run: Callable, verdict: Callable = chunks.verdict) -> Callable:
   return chunk
 
 
-_STATIC = ("objective", "optimizer", "batch_size", "length", "epochs", "most")  # "most": joined
+_STATIC = ("objective", "optimizer", "batch_size", "length", "epochs", "most")
 _chunk = jax.jit(_checked(_run_chunk), static_argnames=_STATIC, donate_argnums=0)
 _ENSEMBLE_STATIC = (*_STATIC, "group")  # the ensembles' programs also take their member groups
 
@@ -252,7 +258,8 @@ _chunk_members = jax.jit(_checked(functools.partial(_run_ensemble, member_data=T
                          static_argnames=_ENSEMBLE_STATIC, donate_argnums=0)
 
 
-@functools.partial(jax.jit, static_argnames=(*_STATIC[:-1], "group", "mesh", "member_data"),
+@functools.partial(jax.jit, static_argnames=("objective", "optimizer", "batch_size", "length",
+                                             "epochs", "group", "mesh", "member_data"),
                    donate_argnums=0)
 def _chunk_sharded(state, train_key, data, objective, optimizer, batch_size, length, mesh,
                    member_data=False, epochs=False, group=None):
@@ -381,13 +388,11 @@ JOIN_MOST = 16  # chunks of log_every steps joined into one program at most (wit
 JOIN_TERM_BYTES = 4 * 2**20  # ... while a loss term's buffer for them stays within this
 
 
-def join_most(callback: Callback | None, devices, members: int, steps: int,
-              log_every: int) -> int:
-  """How many chunks of ``log_every`` steps ``fit``'s program may join: JOIN_MOST without a
-  callback (which is promised each chunk) on one device when the run has two whole chunks and
-  the terms' buffer is small; else 1, the chunk program alone."""
-  if (callback is not None or devices is not None or steps < 2 * log_every
-      or members * log_every * JOIN_MOST * 4 > JOIN_TERM_BYTES):
+def join_most(devices, members: int, log_every: int) -> int:
+  """How many chunks of ``log_every`` steps ``fit``'s program may join when it has no callback
+  (which is promised each chunk): JOIN_MOST on the default device while the terms' buffer is
+  small; else 1, the chunk program alone. Not the steps: runs of any length share a program."""
+  if devices is not None or members * log_every * JOIN_MOST * 4 > JOIN_TERM_BYTES:
     return 1
   return JOIN_MOST
 
@@ -453,13 +458,14 @@ def fit(model: Any, objective: Objective, data: Mapping[str, Any], *, steps: int
   state, train_key, arrays, run, start_step = _start(model, objective, optimizer, dtype, seeds,
                                                      ensemble, state, arrays, devices,
                                                      int(batch_size), bool(member_data), epochs)
-  most = join_most(callback, devices, len(seeds) if ensemble else 1, int(steps), int(log_every))
+  most = 1 if callback is not None else join_most(devices, len(seeds) if ensemble else 1,
+                                                   int(log_every))
+  static = dict(objective=objective, optimizer=optimizer, batch_size=int(batch_size))
 
-  def chunk(s, length, count=1):  # count chunks of log_every steps joined in one program
-    joined = (count,) if most > 1 and length == log_every else ()
-    return run(s, train_key, arrays, *joined, **({"most": most} if joined else {}),
-               objective=objective, optimizer=optimizer, batch_size=int(batch_size),
-               length=length)
+  def chunk(s, length, count=1):
+    if most > 1 and length == log_every:  # count whole chunks joined in one program
+      return run(s, train_key, arrays, count, most=most, length=length, **static)
+    return run(s, train_key, arrays, length=length, **static)
 
   return FitResult(*chunks.run(chunk, state, start_step, int(steps), int(log_every), callback,
                                most))

@@ -42,17 +42,23 @@ def _same(a, b):
     assert np.asarray(x).tobytes() == np.asarray(y).tobytes()
 
 
+def _spy_dispatches(monkeypatch, record):
+  """Calls ``record(end)`` with each chunk's (steps done after it, length, chunks joined) as
+  fit dispatches it."""
+
+  def spy(chunk, state, end):
+    record(end)
+    return _DISPATCH(chunk, state, end)
+
+  monkeypatch.setattr(chunks, "_dispatch", spy)
+
+
 def _events(monkeypatch, ahead_max_s):
   """fit's dispatches and callbacks in order: ("dispatch", steps done after the chunk) and
   ("callback", step), with chunks.AHEAD_MAX_S set to ``ahead_max_s``."""
   events = []
   monkeypatch.setattr(chunks, "AHEAD_MAX_S", ahead_max_s)
-
-  def spy(chunk, state, end):
-    events.append(("dispatch", end[0]))
-    return _DISPATCH(chunk, state, end)
-
-  monkeypatch.setattr(chunks, "_dispatch", spy)
+  _spy_dispatches(monkeypatch, lambda end: events.append(("dispatch", end[0])))
   result = _fit(callback=lambda state, terms, s: events.append(("callback", int(state.step))))
   return events, result
 
@@ -108,12 +114,7 @@ def _joins(monkeypatch, join_s, events=None, **kw):
   """fit's dispatches as (steps done after, length, chunks joined), chunks.JOIN_S = join_s."""
   events = [] if events is None else events
   monkeypatch.setattr(chunks, "JOIN_S", join_s)
-
-  def spy(chunk, state, end):
-    events.append(end)
-    return _DISPATCH(chunk, state, end)
-
-  monkeypatch.setattr(chunks, "_dispatch", spy)
+  _spy_dispatches(monkeypatch, events.append)
   return events, _fit(**kw)
 
 
@@ -153,14 +154,21 @@ def test_nan_parameters_inside_a_joined_chunk_name_the_step_of_their_part(monkey
   assert max(c for _, _, c in events) > 1
 
 
-def test_join_most_only_without_a_callback_on_one_device():
-  """Joining is off with a callback, with devices given, under two whole chunks, or for a
-  large terms buffer."""
-  assert T.join_most(None, None, 1, 2000, 1000) == T.JOIN_MOST
-  assert T.join_most(lambda *a: None, None, 1, 10**6, 1000) == 1
-  assert T.join_most(None, jax.devices()[:1], 1, 10**6, 1000) == 1
-  assert T.join_most(None, None, 1, 1999, 1000) == 1
-  assert T.join_most(None, None, 10**4, 10**6, 1000) == 1
+def test_join_most_only_without_a_callback_on_one_device(monkeypatch):
+  """Joining is off with a callback, with devices given, or for a large terms buffer; runs of
+  one whole chunk and of several share one program."""
+  assert T.join_most(None, 1, 1000) == T.JOIN_MOST
+  assert T.join_most(jax.devices()[:1], 1, 1000) == 1
+  assert T.join_most(None, 10**4, 1000) == 1
+  events = _joins(monkeypatch, 1e9, callback=lambda *a: None)[0]
+  assert {c for _, _, c in events} == {1}
+  model = M.mlp(1, (5,), 1)  # compiled nowhere else
+  fit = lambda steps: T.fit(model, O.mse(model), _data(), steps=steps, batch_size=5,
+                            log_every=10, optimizer=T.adam(2e-3))
+  fit(10)
+  programs = T._chunk._cache_size()
+  fit(60)
+  assert T._chunk._cache_size() == programs
 
 
 # ----------------------------------------------------------------------------------------------
