@@ -385,16 +385,21 @@ def _chunk_program(ensemble: bool, devices, member_data: bool = False, epochs: b
 
 
 JOIN_MOST = 16  # chunks of log_every steps joined into one program at most (without a callback)
-JOIN_TERM_BYTES = 4 * 2**20  # ... while a loss term's buffer for them stays within this
+# ... while a loss term's buffer for them stays within this: the program fills and carries the
+# whole buffer on every call, which costs more than joining saves once chunks are long
+# (BUILD_NOTES.md, Decisions: joined chunks)
+JOIN_TERM_BYTES = 64 * 2**10
 
 
 def join_most(devices, members: int, log_every: int) -> int:
   """How many chunks of ``log_every`` steps ``fit``'s program may join when it has no callback
-  (which is promised each chunk): JOIN_MOST on the default device while the terms' buffer is
-  small; else 1, the chunk program alone. Not the steps: runs of any length share a program."""
-  if devices is not None or members * log_every * JOIN_MOST * 4 > JOIN_TERM_BYTES:
+  (which is promised each chunk): on the default device, the most (up to JOIN_MOST) whose terms
+  buffer stays within JOIN_TERM_BYTES a term; 1 (the chunk program alone) when that is under
+  two. Not the steps: runs of any length share a program."""
+  if devices is not None:
     return 1
-  return JOIN_MOST
+  most = min(JOIN_MOST, JOIN_TERM_BYTES // (4 * members * log_every))
+  return most if most > 1 else 1
 
 
 def fit(model: Any, objective: Objective, data: Mapping[str, Any], *, steps: int, batch_size: int,

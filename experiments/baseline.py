@@ -3,7 +3,8 @@
 ``jax.jit`` of a ``lax.scan`` over ``optax`` steps of the example's own model, objective and
 optimizer; minibatches drawn by ``jax.random.randint`` inside the scan (with replacement, as such
 a loop does); K members as ``jax.vmap`` of the whole thing over seeds, on one device. dljax's
-``fit`` is timed against it on the same example, interleaved in one process.
+``fit`` is timed against it on the same example, interleaved in one process: on one device too,
+and, given ``spread``, as the launchers run an ensemble, split across one CPU device per core.
 """
 
 import functools
@@ -44,10 +45,13 @@ def hand_written(seeds, data, *, model, objective, optimizer, batch_size, steps)
   return jax.vmap(member)(seeds)
 
 
-def against_fit(exp, members: int, steps: int, repeats: int, timed_s: float = 1.0) -> dict:
+def against_fit(exp, members: int, steps: int, repeats: int, timed_s: float = 1.0,
+                spread=None) -> dict:
   """steps/s of ``fit`` and of the hand-written loop on prepared example ``exp`` with ``members``
   seeds (``exp`` prepared with ``ensemble=members``), medians of interleaved repeats: at least
-  ``repeats``, and enough for ``timed_s`` seconds of each side (at most MAX_REPEATS)."""
+  ``repeats``, and enough for ``timed_s`` seconds of each side (at most MAX_REPEATS). Given
+  ``spread`` (several devices), ``fit`` with the members split across them is timed too, in
+  the same turns, against the same one-device hand-written loop."""
   from dljax import train  # noqa: PLC0415
 
   kw = dict(exp.fit_kwargs, steps=steps, log_every=min(steps, exp.fit_kwargs["log_every"]),
@@ -57,6 +61,9 @@ def against_fit(exp, members: int, steps: int, repeats: int, timed_s: float = 1.
                 batch_size=kw["batch_size"], steps=steps)
   runs = {"fit": lambda: train.fit(exp.model, exp.objective, exp.data, **kw).params,
           "baseline": lambda: hand_written(seeds, exp.data, **static)}
+  if spread:
+    runs["fit_spread"] = lambda: train.fit(exp.model, exp.objective, exp.data,
+                                           **dict(kw, devices=list(spread))).params
   times = {name: [] for name in runs}
   for name, run in runs.items():  # compile and warm up, then one call each timed
     jax.block_until_ready(run())
@@ -73,10 +80,18 @@ def against_fit(exp, members: int, steps: int, repeats: int, timed_s: float = 1.
       jax.block_until_ready(runs[name]())
       times[name].append(time.perf_counter() - t0)
   rate = {name: steps / statistics.median(t) for name, t in times.items()}
-  # each repeat's own ratio (its two calls back to back): their quartiles show the noise
-  pairs = [b / f for f, b in zip(times["fit"], times["baseline"])]
-  q1, _, q3 = statistics.quantiles(pairs, n=4) if len(pairs) > 1 else pairs * 3
-  return {"members": members, "steps": steps, "fit_steps_per_s": rate["fit"],
-          "baseline_steps_per_s": rate["baseline"],
-          "fit_over_baseline": rate["fit"] / rate["baseline"], "repeats": repeats,
-          "ratio_quartiles": [q1, q3]}
+  # each repeat's own ratio (fit's calls are next to the baseline's in every turn): their quartiles show the noise
+  quartiles = {}
+  for name in [n for n in runs if n != "baseline"]:
+    pairs = [b / f for f, b in zip(times[name], times["baseline"])]
+    q1, _, q3 = statistics.quantiles(pairs, n=4) if len(pairs) > 1 else pairs * 3
+    quartiles[name] = [q1, q3]
+  out = {"members": members, "steps": steps, "fit_steps_per_s": rate["fit"],
+         "baseline_steps_per_s": rate["baseline"],
+         "fit_over_baseline": rate["fit"] / rate["baseline"], "repeats": repeats,
+         "ratio_quartiles": quartiles["fit"]}
+  if spread:
+    out.update(spread_devices=len(spread), fit_spread_steps_per_s=rate["fit_spread"],
+               fit_spread_over_baseline=rate["fit_spread"] / rate["baseline"],
+               spread_ratio_quartiles=quartiles["fit_spread"])
+  return out

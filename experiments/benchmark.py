@@ -19,6 +19,7 @@ Sections:
   flax      the Flax front-ends against model.apply (flax_cost.py);
   baseline  fit against the fused loop a user writes by hand (baseline.py), K = 1 at the
             tutorial's steps and K = 64, interleaved, with the quartiles of the repeats' ratios;
+            at K = 64 fit also as the launchers run it, across one CPU device per core;
   launcher  each launcher's marginal steps/s against fit's in this process (launcher_cost.py).
 Each sweep point also records how many programs were compiled for it (1 for a new shape).
 """
@@ -40,8 +41,9 @@ _SECTIONS = flags.DEFINE_list("sections", list(SECTIONS), "Sections to run.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed repeats per measurement (median).")
 _TINY = flags.DEFINE_bool("tiny", False, "A seconds-long configuration (CI): few steps, two "
                           "points per sweep.")
-_CPU_DEVICES = flags.DEFINE_integer("cpu_devices", None, "CPU devices the ensemble section "
-                                    "splits members across (default: the usable cores).")
+_CPU_DEVICES = flags.DEFINE_integer("cpu_devices", None, "CPU devices the ensemble and baseline "
+                                    "sections split members across (default: the usable "
+                                    "cores).")
 common.define_cache_flag()
 common.define_allow_large_flag()
 
@@ -294,7 +296,9 @@ def section_flax(b: Bench) -> list[dict]:
 
 def section_baseline(b: Bench) -> list[dict]:
   """fit against the fused loop a user writes by hand (experiments/baseline.py), K = 1 and 64
-  (--tiny: the MLP, K = 1 and 4)."""
+  (--tiny: the MLP, K = 1 and 4): both on one device, and for the ensemble also fit with its
+  members split across ``cpu_devices_for(K, D)`` of the D devices, as the launchers run it."""
+  from dljax import distributed  # noqa: PLC0415
   from experiments import baseline  # noqa: PLC0415
 
   # steps: K = 1 the tutorial's (the examples' defaults: 10,000 or 5,000); K = 64 about
@@ -304,10 +308,13 @@ def section_baseline(b: Bench) -> list[dict]:
   runs = [("mlp", k, 20) for k in (1, 4)] if b.tiny else [
       (name, k, n) for name in EXAMPLES for k, n in ((1, None), (64, k64[name]))]
   rows = []
+  all_devices = b.jax.devices()
   for name, k, n in runs:
     exp = b.prepare(name, ensemble=k)
+    spread = all_devices[:distributed.cpu_devices_for(k, len(all_devices))]
     rows.append({"example": name, **baseline.against_fit(
-        exp, k, n or exp.fit_kwargs["steps"], max(b.repeats, 3), 0.1 if b.tiny else 1.0)})
+        exp, k, n or exp.fit_kwargs["steps"], max(b.repeats, 3), 0.1 if b.tiny else 1.0,
+        spread if len(spread) > 1 else None)})
   return rows
 
 
@@ -368,14 +375,19 @@ def _front_end_tables(results: dict) -> list[str]:
         "fit against a hand-written fused loop (jit of a lax.scan of optax.adam steps, randint "
         "minibatches, vmap over seeds), one device, interleaved in one run; medians of the "
         "repeats (at least --repeats, and enough for 1 s of calls per side, 0.1 s with "
-        f"--tiny, at most {baseline.MAX_REPEATS}); the last column: the quartiles of the "
-        "repeats' own ratios.",
+        f"--tiny, at most {baseline.MAX_REPEATS}); the repeats' ratios: the quartiles of "
+        "each repeat's own ratio. The last three columns: fit as the launchers run an "
+        "ensemble, split across D CPU devices (one per core), in the same turns, against the "
+        "same one-device hand-written loop.",
         ("example", "K", "steps", "repeats", "fit steps/s", "hand-written steps/s",
-         "fit / hand-written", "repeats' ratios"),
+         "fit / hand-written", "repeats' ratios", "D", "fit on D devices / hand-written",
+         "repeats' ratios"),
         [[r["example"], str(r["members"]), f"{r['steps']:,}", str(r["repeats"]),
           f"{r['fit_steps_per_s']:,.0f}", f"{r['baseline_steps_per_s']:,.0f}",
-          f"{r['fit_over_baseline']:.2f}x",
-          "{:.2f}-{:.2f}".format(*r["ratio_quartiles"])]
+          f"{r['fit_over_baseline']:.2f}x", "{:.2f}-{:.2f}".format(*r["ratio_quartiles"]),
+          *([str(r["spread_devices"]), f"{r['fit_spread_over_baseline']:.2f}x",
+             "{:.2f}-{:.2f}".format(*r["spread_ratio_quartiles"])] if "spread_devices" in r
+            else ["1", "", ""])]
          for r in results["baseline"]])
   if "flax" in results:
     out += _md_table(
@@ -442,7 +454,8 @@ def main(argv):
   from dljax import distributed  # noqa: PLC0415
 
   cpu_devices = _CPU_DEVICES.value or distributed.usable_cores()
-  if "ensemble" in _SECTIONS.value and cpu_devices > 1:  # before the backend starts
+  # before the backend starts: the sections that split an ensemble across CPU devices
+  if {"ensemble", "baseline"} & set(_SECTIONS.value) and cpu_devices > 1:
     jax.config.update("jax_num_cpu_devices", cpu_devices)
   b = Bench(_REPEATS.value, _TINY.value)
   results = {"machine": {"platform": platform.platform(), "processor": platform.processor(),

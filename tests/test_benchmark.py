@@ -33,6 +33,11 @@ def test_tiny_benchmark_writes_json_table_and_plots(tmp_path):
   assert {(r["example"], r["members"]) for r in base} == {("mlp", 1), ("mlp", 4)}
   assert all(r["fit_steps_per_s"] > 0 and r["baseline_steps_per_s"] > 0 for r in base)
   assert all(0 < r["ratio_quartiles"][0] <= r["ratio_quartiles"][1] for r in base)
+  # the ensemble also as the launchers run it: one CPU device per core (none on one core)
+  spread = len(results["machine"]["devices"]) > 1
+  assert [("spread_devices" in r) for r in base] == [False, spread]
+  assert all(r["fit_spread_steps_per_s"] > 0 and r["spread_devices"] > 1
+             for r in base if "spread_devices" in r)
   assert "hand-written" in table
   flax = results["flax"]  # the Flax front-ends: the same compiled programs as model.apply
   assert {r["program"] for r in flax} == {"fwd", "step", "fused"}

@@ -159,7 +159,8 @@ def test_join_most_only_without_a_callback_on_one_device(monkeypatch):
   one whole chunk and of several share one program."""
   assert T.join_most(None, 1, 1000) == T.JOIN_MOST
   assert T.join_most(jax.devices()[:1], 1, 1000) == 1
-  assert T.join_most(None, 10**4, 1000) == 1
+  assert T.join_most(None, 4, 1000) == T.JOIN_TERM_BYTES // 16_000  # as many as the buffer holds
+  assert T.join_most(None, 64, 1000) == 1 and T.join_most(None, 64, 10) == T.JOIN_MOST
   events = _joins(monkeypatch, 1e9, callback=lambda *a: None)[0]
   assert {c for _, _, c in events} == {1}
   model = M.mlp(1, (5,), 1)  # compiled nowhere else
