@@ -80,7 +80,8 @@ def against_fit(exp, members: int, steps: int, repeats: int, timed_s: float = 1.
       jax.block_until_ready(runs[name]())
       times[name].append(time.perf_counter() - t0)
   rate = {name: steps / statistics.median(t) for name, t in times.items()}
-  # each repeat's own ratio (fit's calls are next to the baseline's in every turn): their quartiles show the noise
+  # each repeat's own ratio (each fit call is next to the baseline's in every turn): their
+  # quartiles show the noise
   quartiles = {}
   for name in [n for n in runs if n != "baseline"]:
     pairs = [b / f for f, b in zip(times[name], times["baseline"])]
