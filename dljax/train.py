@@ -398,8 +398,7 @@ def join_most(devices, members: int, log_every: int) -> int:
   two. Not the steps: runs of any length share a program."""
   if devices is not None:
     return 1
-  most = min(JOIN_MOST, JOIN_TERM_BYTES // (4 * members * log_every))
-  return most if most > 1 else 1
+  return max(1, min(JOIN_MOST, JOIN_TERM_BYTES // (4 * members * log_every)))
 
 
 def fit(model: Any, objective: Objective, data: Mapping[str, Any], *, steps: int, batch_size: int,

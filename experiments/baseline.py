@@ -59,11 +59,11 @@ def against_fit(exp, members: int, steps: int, repeats: int, timed_s: float = 1.
   seeds = jnp.arange(members, dtype=jnp.int32)
   static = dict(model=exp.model, objective=exp.objective, optimizer=kw["optimizer"],
                 batch_size=kw["batch_size"], steps=steps)
-  runs = {"fit": lambda: train.fit(exp.model, exp.objective, exp.data, **kw).params,
-          "baseline": lambda: hand_written(seeds, exp.data, **static)}
+  fit_on = lambda devices: lambda: train.fit(exp.model, exp.objective, exp.data,
+                                             **dict(kw, devices=devices)).params
+  runs = {"fit": fit_on(kw["devices"]), "baseline": lambda: hand_written(seeds, exp.data, **static)}
   if spread:
-    runs["fit_spread"] = lambda: train.fit(exp.model, exp.objective, exp.data,
-                                           **dict(kw, devices=list(spread))).params
+    runs["fit_spread"] = fit_on(list(spread))
   times = {name: [] for name in runs}
   for name, run in runs.items():  # compile and warm up, then one call each timed
     jax.block_until_ready(run())
