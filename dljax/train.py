@@ -91,10 +91,24 @@ def _take(data: Mapping[str, Array], idx: Array) -> dict[str, Array]:
   return {name: a.at[idx].get(mode="promise_in_bounds") for name, a in data.items()}
 
 
+# A single model's gradient is taken under a vmap over a singleton axis when its minibatches have
+# at least this many rows: XLA's CPU backend then computes the weight gradients (dW = H^T G, which
+# contract the batch) in the faster orientation (BUILD_NOTES.md, Decisions: the lifted gradient).
+LIFT_MIN_ROWS = 100
+
+
 def _update(state: TrainState, batch: Mapping[str, Array], key: Array, objective: Objective,
-            optimizer: optax.GradientTransformation) -> tuple[TrainState, dict[str, Array]]:
-  """One Optax step on the objective: (loss, terms), grads -> updates -> params."""
-  (loss, terms), grads = jax.value_and_grad(objective, has_aux=True)(state.params, batch, key)
+            optimizer: optax.GradientTransformation,
+            lifted: bool = False) -> tuple[TrainState, dict[str, Array]]:
+  """One Optax step on the objective: (loss, terms), grads -> updates -> params. ``lifted``: the
+  gradient of a vmap over a singleton axis (the same maths, compiled to other loops)."""
+  grad = jax.value_and_grad(objective, has_aux=True)
+  if lifted:
+    one = lambda tree: jax.tree.map(lambda a: a[None], tree)
+    out = jax.vmap(grad)(one(state.params), one(batch), one(key))
+    (loss, terms), grads = jax.tree.map(lambda a: a[0], out)
+  else:
+    (loss, terms), grads = grad(state.params, batch, key)
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   return TrainState(state.step + 1, params, opt_state), {"loss": loss, **terms}
@@ -108,7 +122,8 @@ def train_step(state: TrainState, batch: Mapping[str, Array], key: Array, *, obj
   ``key`` is the objective's key (used by the VAEs' reparameterisation). ``fit`` runs the same
   update, with ``key = split(fold_in(train_key, step))[1]``.
   """
-  return _update(state, batch, key, objective, optimizer)
+  rows = next(iter(batch.values())).shape[0]
+  return _update(state, batch, key, objective, optimizer, lifted=rows >= LIFT_MIN_ROWS)
 
 
 # Steps per block whose random draws are made at once, before the block's scan (see _run_chunk).
@@ -119,8 +134,8 @@ SAMPLING = ("subsets", "epochs")  # fit's minibatches: random subsets, or epochs
 
 def _run_chunk(state: TrainState, train_key: Array, data: Mapping[str, Array], objective: Objective,
                optimizer: optax.GradientTransformation, batch_size: int, length: int,
-               block: int = DRAW_BLOCK,
-               epochs: bool = False) -> tuple[TrainState, dict[str, Array]]:
+               block: int = DRAW_BLOCK, epochs: bool = False,
+               lifted: bool | None = None) -> tuple[TrainState, dict[str, Array]]:
   """``length`` steps as ``lax.scan``s; returns the new state and per-step terms [length].
 
   The steps run in blocks of ``block`` steps and a last one of the rest. Each block first makes
@@ -128,9 +143,11 @@ def _run_chunk(state: TrainState, train_key: Array, data: Mapping[str, Array], o
   over them; the draws are those of one step at a time, so the blocking changes no draw (a loop
   compiled as one kernel may round its step differently). A chunk longer than ``block`` and not a
   multiple of it compiles the step twice (BUILD_NOTES.md, Decisions: draw blocks). With ``epochs``
-  the minibatches come from ``sampler.epoch_indices``, the objective keys as always.
+  the minibatches come from ``sampler.epoch_indices``, the objective keys as always. ``lifted``
+  is ``_update``'s; None: from LIFT_MIN_ROWS rows a minibatch (an ensemble passes False).
   """
   n = next(iter(data.values())).shape[0]
+  lifted = batch_size >= LIFT_MIN_ROWS if lifted is None else lifted
   indices = epochs or sampler.draws_indices(n, batch_size)
 
   def draw(t):  # step t's minibatch indices (or the key to draw them with) and objective key
@@ -140,7 +157,7 @@ def _run_chunk(state: TrainState, train_key: Array, data: Mapping[str, Array], o
   def step(state, drawn):
     batch_draw, loss_key = drawn
     idx = batch_draw if indices else sampler.minibatch_indices(batch_draw, n, batch_size)
-    return _update(state, _take(data, idx), loss_key, objective, optimizer)
+    return _update(state, _take(data, idx), loss_key, objective, optimizer, lifted)
 
   def run_block(state, size):
     steps = state.step + jnp.arange(size, dtype=state.step.dtype)
@@ -248,7 +265,8 @@ def _run_ensemble(state, train_key, data, objective, optimizer, batch_size, leng
   """The same chunk for K members at once: vmap over (state, train_key), the data shared or, with
   ``member_data``, each member's own (arrays [K, N, ...]); ``group`` members at a time."""
   run = lambda s, k, d=data: _run_chunk(s, k, d, objective, optimizer, batch_size, length,
-                                        block=_member_block(state, group), epochs=epochs)
+                                        block=_member_block(state, group), epochs=epochs,
+                                        lifted=False)
   return _in_groups(jax.vmap(run), group, state, train_key, *([data] if member_data else []))
 
 

@@ -204,6 +204,24 @@ def test_public_train_step_equals_one_engine_step():
   np.testing.assert_allclose(terms["loss"], engine.history["loss"][0], rtol=1e-6)
 
 
+def test_from_lift_min_rows_the_lifted_gradient_is_the_same_update():
+  """With LIFT_MIN_ROWS rows a minibatch or more, fit's first step equals train_step's on the
+  engine's minibatch and key, and the gradient under a vmap over one member (which both take
+  then) gives the plain update to float rounding."""
+  opt, objective, rows = T.adam(1e-2), O.neg_elbo(_VAE), T.LIFT_MIN_ROWS + 20
+  state = T.init_state(_VAE, 3, opt)
+  batch_key, loss_key = jax.random.split(jax.random.fold_in(T.keys_from_seed(3)[1], 0))
+  batch = {"y": jnp.asarray(_RING)[S.minibatch_indices(batch_key, len(_RING), rows)]}
+  mine, terms = T.train_step(state, batch, loss_key, objective=objective, optimizer=opt)
+  engine = T.fit(_VAE, objective, {"y": _RING}, steps=1, batch_size=rows, seed=3, optimizer=opt)
+  plain, plain_terms = jax.jit(lambda s: T._update(s, batch, loss_key, objective, opt))(state)
+  for a, b, c in zip(_leaves(mine.params), _leaves(engine.params), _leaves(plain.params)):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(terms["loss"], engine.history["loss"][0], rtol=1e-6)
+  np.testing.assert_allclose(terms["loss"], plain_terms["loss"], rtol=1e-6)
+
+
 def test_first_adam_step_moves_each_parameter_by_the_learning_rate():
   """Adam's first update is -lr g / (|g| + eps): each parameter with |g| >> eps moves by lr."""
   opt = T.adam(1e-3)
