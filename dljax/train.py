@@ -99,10 +99,13 @@ LIFT_MIN_ROWS = 100
 
 def _update(state: TrainState, batch: Mapping[str, Array], key: Array, objective: Objective,
             optimizer: optax.GradientTransformation,
-            lifted: bool = False) -> tuple[TrainState, dict[str, Array]]:
+            lifted: bool | None = None) -> tuple[TrainState, dict[str, Array]]:
   """One Optax step on the objective: (loss, terms), grads -> updates -> params. ``lifted``: the
-  gradient of a vmap over a singleton axis (the same maths, compiled to other loops)."""
+  gradient of a vmap over a singleton axis (the same maths, compiled to other loops); None: from
+  LIFT_MIN_ROWS rows a minibatch (an ensemble's members, already vmapped, pass False)."""
   grad = jax.value_and_grad(objective, has_aux=True)
+  if lifted is None:
+    lifted = next(iter(batch.values())).shape[0] >= LIFT_MIN_ROWS
   if lifted:
     one = lambda tree: jax.tree.map(lambda a: a[None], tree)
     out = jax.vmap(grad)(one(state.params), one(batch), one(key))
@@ -122,8 +125,7 @@ def train_step(state: TrainState, batch: Mapping[str, Array], key: Array, *, obj
   ``key`` is the objective's key (used by the VAEs' reparameterisation). ``fit`` runs the same
   update, with ``key = split(fold_in(train_key, step))[1]``.
   """
-  rows = next(iter(batch.values())).shape[0]
-  return _update(state, batch, key, objective, optimizer, lifted=rows >= LIFT_MIN_ROWS)
+  return _update(state, batch, key, objective, optimizer)
 
 
 # Steps per block whose random draws are made at once, before the block's scan (see _run_chunk).
@@ -144,10 +146,9 @@ def _run_chunk(state: TrainState, train_key: Array, data: Mapping[str, Array], o
   compiled as one kernel may round its step differently). A chunk longer than ``block`` and not a
   multiple of it compiles the step twice (BUILD_NOTES.md, Decisions: draw blocks). With ``epochs``
   the minibatches come from ``sampler.epoch_indices``, the objective keys as always. ``lifted``
-  is ``_update``'s; None: from LIFT_MIN_ROWS rows a minibatch (an ensemble passes False).
+  is ``_update``'s.
   """
   n = next(iter(data.values())).shape[0]
-  lifted = batch_size >= LIFT_MIN_ROWS if lifted is None else lifted
   indices = epochs or sampler.draws_indices(n, batch_size)
 
   def draw(t):  # step t's minibatch indices (or the key to draw them with) and objective key

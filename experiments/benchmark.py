@@ -129,7 +129,7 @@ class Bench:
 
   def python_loop(self, exp, steps: int) -> dict:
     """The usual loop, written lean: NumPy data and minibatch indices on the host, one jitted
-    step per iteration (the engine's update, with the step's key derived inside the jit)."""
+    step per iteration (the engine's update with the plain gradient, its key derived in the jit)."""
     import functools  # noqa: PLC0415
 
     import numpy as np  # noqa: PLC0415
@@ -144,7 +144,7 @@ class Bench:
 
     @functools.partial(jax.jit, donate_argnums=0)
     def step(state, batch, t):
-      return T._update(state, batch, jax.random.fold_in(key, t), exp.objective, opt)
+      return T._update(state, batch, jax.random.fold_in(key, t), exp.objective, opt, lifted=False)
 
     def run():
       state = T.init_state(exp.model, kw["seed"], opt)
